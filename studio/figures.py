@@ -1,0 +1,96 @@
+"""The one plotting style of the project and `save_figure`, the only way figures leave a notebook.
+
+`save_figure(fig, name, data)` writes NAME.png, NAME.pdf and NAME.csv (the data behind the figure)
+into the current run's figures/ folder (see `paths.figure_output_dir`), and records a one-line
+caption. `studio figures` later copies them into figures/ and writes figures/MANIFEST.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from studio import paths
+from studio.repro import atomic_write_text
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies and in greyscale print.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+SEQUENTIAL = "viridis"  # perceptually uniform, colour-blind safe, for heatmaps and contours
+COLUMN_WIDTH = 3.4  # inches: one column of a two-column paper
+PAGE_WIDTH = 7.0
+CSV_FLOAT_FORMAT = "%.6g"  # rounding keeps the byte-for-byte check robust to last-bit noise
+INDEX_FILE = "figures.json"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+def use_style() -> None:
+    """Apply the project style (idempotent). Notebooks call it once; save_figure does not restyle."""
+    sns.set_theme(context="paper", style="ticks", palette=PALETTE, font_scale=1.0)
+    matplotlib.rcParams.update({
+        "figure.dpi": 110,
+        "savefig.dpi": 200,
+        "savefig.bbox": "tight",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+        "image.cmap": SEQUENTIAL,
+        "pdf.fonttype": 42,  # editable text in the PDF
+        "svg.hashsalt": "studio",
+    })
+
+
+def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None, aspect: float = 0.75, **kw):
+    """plt.subplots sized for the paper: one column wide for a single panel, a page for several."""
+    use_style()
+    width = width or (COLUMN_WIDTH if ncols == 1 else PAGE_WIDTH)
+    height = width / ncols * aspect * nrows
+    return plt.subplots(nrows, ncols, figsize=(width, height), constrained_layout=True, **kw)
+
+
+def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None) -> dict:
+    """Save `fig` as NAME.png and NAME.pdf and `data` (what the figure shows) as NAME.csv.
+
+    `caption` is one sentence on what the figure shows; it goes into the MANIFEST and the README
+    gallery. Returns the paths written.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-'")
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise ValueError(f"figure {name!r}: data must be a non-empty DataFrame (what the figure shows)")
+    out = Path(out_dir) if out_dir is not None else paths.figure_output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    written = {
+        "png": out / f"{name}.png",
+        "pdf": out / f"{name}.pdf",
+        "csv": out / f"{name}.csv",
+    }
+    # No timestamps in the files: the same data gives the same bytes.
+    fig.savefig(written["png"], metadata={"Software": None})
+    fig.savefig(written["pdf"], metadata={"CreationDate": None, "ModDate": None, "Producer": None})
+    atomic_write_text(written["csv"], data.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"))
+    _record(out, name, caption, kind="figure")
+    return written
+
+
+def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None) -> Path:
+    """Save a results table (NAME.csv) that other notebooks read, tracked in the MANIFEST like a figure."""
+    if not _NAME.match(name):
+        raise ValueError(f"table name {name!r}: use lower-case letters, digits, '_' and '-'")
+    out = Path(out_dir) if out_dir is not None else paths.figure_output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.csv"
+    atomic_write_text(path, data.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"))
+    _record(out, name, caption, kind="table")
+    return path
+
+
+def _record(out: Path, name: str, caption: str, kind: str) -> None:
+    index_path = out / INDEX_FILE
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index[name] = {"caption": caption, "kind": kind}
+    atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,1 @@
+"""Models: frozen pretrained encoders, token/frame selection, tiny LMs, and their losses."""
