@@ -7,6 +7,7 @@ successful `studio figures` copies a run's figures into figures/ and rewrites fi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -21,6 +22,20 @@ from studio import paths
 from studio.figures import INDEX_FILE
 from studio.params import NotebookSpec, ParameterError, list_notebooks, read_notebook, resolve
 from studio.repro import atomic_write_text, environment, git_state, sha256_file, stable_hash
+
+
+class _QuietPapermill(logging.Filter):
+    """papermill's own parameter inspection cannot read annotations like `list[int]` and warns about
+    every parameter; ours (studio.params) has already checked them, so those warnings are noise."""
+
+    def filter(self, record):
+        msg = record.getMessage()
+        return not (msg.startswith("Unable to parse line") or msg.startswith("Passed unknown parameter"))
+
+
+logging.getLogger("papermill").addFilter(_QuietPapermill())
+for _name in ("papermill.parameterize", "papermill.translators", "papermill.inspection"):
+    logging.getLogger(_name).addFilter(_QuietPapermill())
 
 
 class RunFailed(RuntimeError):

@@ -1,0 +1,110 @@
+"""The runner end to end: run folders, provenance, failures, determinism, figures and the MANIFEST."""
+import json
+
+import nbformat
+import pytest
+import yaml
+
+from studio import cli, paths, runner
+from studio.repro import sha256_file
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A throwaway project: the real quickstart notebook and profiles, runs and figures in tmp_path."""
+    nb_dir, exp_dir, fig_dir = tmp_path / "notebooks", tmp_path / "experiments", tmp_path / "figures"
+    for d in (nb_dir, exp_dir, fig_dir):
+        d.mkdir()
+    (nb_dir / "quickstart.ipynb").write_bytes((paths.NOTEBOOKS / "quickstart.ipynb").read_bytes())
+    (exp_dir / "quickstart.yaml").write_bytes((paths.EXPERIMENTS / "quickstart.yaml").read_bytes())
+    monkeypatch.setattr(paths, "NOTEBOOKS", nb_dir)
+    monkeypatch.setattr(paths, "EXPERIMENTS", exp_dir)
+    monkeypatch.setattr(paths, "RUNS", exp_dir / "runs")
+    monkeypatch.setattr(paths, "FIGURES", fig_dir)
+    monkeypatch.setattr(paths, "MANIFEST", fig_dir / "MANIFEST")
+    return tmp_path
+
+
+def _failing_notebook(folder):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# fails"),
+                nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise ValueError('planted failure')")]
+    nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
+    path = folder / "notebooks" / "fails.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_bad_parameter_fails_before_any_run_folder_or_kernel(project, capsys):
+    code = cli.main(["run", str(project / "notebooks" / "quickstart.ipynb"), "-p", "n_splits", "2.5"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "parameter 'n_splits' (-p) must be int" in err and err.count("\n") == 1
+    assert not (project / "experiments" / "runs").exists()
+    assert cli.main(["run", str(project / "notebooks" / "quickstart.ipynb"), "-p", "speed", "1"]) == 2
+    assert "valid parameters: seed, grids, n_splits, test_fraction" in capsys.readouterr().err
+    assert cli.main(["run", str(project / "notebooks" / "nothere.ipynb")]) == 2
+
+
+@pytest.mark.slow
+def test_run_writes_folder_with_provenance_and_is_deterministic(project):
+    nb = project / "notebooks" / "quickstart.ipynb"
+    a = runner.run_notebook(nb, "smoke", overrides={"seed": 3}, progress=False)
+    b = runner.run_notebook(nb, "smoke", overrides={"seed": 3}, progress=False)
+    assert a.run_dir != b.run_dir and a.params_hash == b.params_hash
+    assert a.run_dir.parent == project / "experiments" / "runs" / "quickstart"
+    assert a.run_dir.name.endswith(a.params_hash)
+    assert (a.run_dir / "quickstart.ipynb").exists()
+    params = yaml.safe_load((a.run_dir / "params.yaml").read_text())
+    assert params["seed"] == 3 and params["n_splits"] == 2
+    prov = json.loads((a.run_dir / "provenance.json").read_text())
+    assert prov["status"] == "ok" and prov["seed"] == 3 and prov["profile"] == "smoke"
+    assert prov["packages"]["torch"].startswith("2.13.0") and prov["python"]
+    assert set(prov["git"]) == {"commit", "dirty"} and prov["wall_time_s"] > 0
+    executed = nbformat.read(a.run_dir / "quickstart.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "seed = 3" in injected[0].source
+    csv_a, csv_b = a.figures_dir / "quickstart_pooling.csv", b.figures_dir / "quickstart_pooling.csv"
+    assert sha256_file(csv_a) == sha256_file(csv_b)  # same seed, same bytes
+    c = runner.run_notebook(nb, "smoke", overrides={"seed": 4}, progress=False)
+    assert sha256_file(c.figures_dir / "quickstart_pooling.csv") != sha256_file(csv_a)
+
+
+@pytest.mark.slow
+def test_failing_cell_names_the_cell_keeps_the_folder_marked_failed(project, capsys):
+    earlier = project / "experiments" / "runs" / "fails" / "earlier"
+    earlier.mkdir(parents=True)
+    (earlier / "provenance.json").write_text('{"status": "ok"}')
+    path = _failing_notebook(project)
+    assert cli.main(["run", str(path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "raised ValueError: planted failure" in err and "cell 4" in err
+    runs = [d for d in (project / "experiments" / "runs" / "fails").iterdir() if d.name != "earlier"]
+    assert len(runs) == 1
+    prov = json.loads((runs[0] / "provenance.json").read_text())
+    assert prov["status"] == "failed" and prov["error"]["ename"] == "ValueError"
+    assert str(runs[0] / "fails.ipynb").split("/experiments/")[-1] in err.replace(str(project) + "/", "")
+    assert (earlier / "provenance.json").read_text() == '{"status": "ok"}'  # nothing earlier touched
+
+
+@pytest.mark.slow
+def test_figures_publish_manifest_and_check(project, capsys):
+    assert runner.run_figures("smoke", echo=lambda *_: None) == 0
+    manifest = yaml.safe_load((project / "figures" / "MANIFEST").read_text())["figures"]
+    entry = manifest["quickstart_pooling"]
+    for ext in ("png", "pdf", "csv"):
+        assert (project / "figures" / f"quickstart_pooling.{ext}").exists()
+    assert entry["csv_sha256"] == sha256_file(project / "figures" / "quickstart_pooling.csv")
+    assert entry["profile"] == "smoke" and entry["seed"] == 0 and entry["caption"]
+    assert entry["notebook"].endswith("quickstart.ipynb") and len(entry["params_hash"]) == 8
+    before = (project / "figures" / "quickstart_pooling.csv").read_bytes()
+    assert runner.run_figures("smoke", check=True, echo=lambda *_: None) == 0  # same seed, same data
+    # A tampered figure is reported, and --check leaves figures/ alone.
+    (project / "figures" / "MANIFEST").write_text(
+        (project / "figures" / "MANIFEST").read_text().replace(entry["csv_sha256"], "deadbeef" * 8))
+    lines = []
+    assert runner.run_figures("smoke", check=True, echo=lines.append) == 1
+    assert any("quickstart_pooling: data changed" in line for line in lines)
+    assert (project / "figures" / "quickstart_pooling.csv").read_bytes() == before
