@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 
 from studio import paths
@@ -164,6 +163,8 @@ def read_notebook(path: str | Path) -> NotebookSpec:
         raise ParameterError(f"{path}: expected a .ipynb notebook")
     if not path.is_file():
         raise ParameterError(f"{path}: no such notebook (notebooks: {', '.join(n.stem for n in list_notebooks())})")
+    import nbformat  # imported here: it costs seconds, and most `studio` commands never need it
+
     nb = nbformat.read(path, as_version=4)
     params = parse_parameters(parameters_cell(nb))
     name = path.stem

@@ -1,0 +1,364 @@
+"""studio.sweep: expansion, config checks, caching, resume after a kill, failures, launchers, CLI.
+
+Runs use studio.sweep:toy_target (no training); outputs go to a throw-away project root.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from studio import cli, paths, sweep
+from studio.params import ParameterError
+
+TOY_YAML = paths.ROOT / "experiments" / "sweeps" / "toy.yaml"
+
+
+def toy(**overrides) -> dict:
+    cfg = {"name": "t", "target": "studio.sweep:toy_target",
+           "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
+           "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]}}
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A throw-away project root, so that sweeps write nothing into the checkout."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    monkeypatch.setattr(paths, "ROOT", root)
+    monkeypatch.setattr(paths, "SWEEPS", root / "experiments" / "sweeps")
+    return root
+
+
+def run(cfg, out, **kw):
+    return sweep.run_sweep(cfg, out=out, progress=False, **kw)
+
+
+# --- expansion ---------------------------------------------------------------------------------------
+
+def test_expand_grid_seeds_exclude_include_trainer():
+    cfg = sweep.parse_config(toy(
+        grid={"frames": [1, 2, 4], "tokens_per_frame": [1, 4]}, seeds=[0, 1],
+        exclude=[{"frames": 2}, {"frames": 4, "tokens_per_frame": 4}, {"frames": 4, "seed": 1}],
+        include=[{"frames": 3, "tokens_per_frame": 3}, {"frames": 5, "seed": 7}, {"frames": 1, "tokens_per_frame": 1}],
+        trainer={"accelerator": "cpu", "devices": 1}))
+    runs = sweep.expand(cfg)
+    cells = [(r["frames"], r["tokens_per_frame"], r["seed"]) for r in runs]
+    # grid order: last key fastest, seeds innermost; frames=2 dropped (partial match), (4, 4) dropped,
+    # (4, 1) with seed 1 dropped;
+    # includes follow, each run per seed unless it sets one; (1, 1) duplicates a grid cell: kept once.
+    assert cells == [(1, 1, 0), (1, 1, 1), (1, 4, 0), (1, 4, 1), (4, 1, 0),
+                     (3, 3, 0), (3, 3, 1), (5, 4, 7)]
+    assert all(r["steps"] == 3 and r["trainer"] == {"accelerator": "cpu", "devices": 1} for r in runs)
+    keys = [sweep.run_key(r) for r in runs]
+    assert len(set(keys)) == len(keys)
+    # the key is a hash of the full config, whatever the key order
+    assert sweep.run_key(dict(reversed(list(runs[0].items())))) == keys[0]
+    assert sweep.run_key({**runs[0], "steps": 4}) != keys[0]
+
+
+def test_profiles_deep_merge_base_and_replace_the_rest():
+    data = toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 3, "opt": {"lr": 0.1, "wd": 0.0}},
+               seeds=[0, 1],
+               profiles={"smoke": {"grid": {"frames": [1]}, "seeds": [0], "base": {"opt": {"lr": 0.5}}},
+                         "default": {"base": {"steps": 5}}})
+    smoke = sweep.parse_config(data, "smoke")
+    assert smoke.profile == "smoke" and smoke.grid == {"frames": [1]} and smoke.seeds == [0]
+    assert smoke.base == {"frames": 4, "tokens_per_frame": 4, "steps": 3, "opt": {"lr": 0.5, "wd": 0.0}}
+    assert len(sweep.expand(smoke)) == 1
+    default = sweep.parse_config(data)  # no profile given: the file's `default`
+    assert default.profile == "default" and default.base["steps"] == 5 and len(sweep.expand(default)) == 8
+    with pytest.raises(ParameterError, match="no profile 'papr'.*smoke, default"):
+        sweep.parse_config(data, "papr")
+    plain = sweep.parse_config(toy(), "default")  # a file without profiles still runs as "default"
+    assert plain.profile is None and plain.profile_name == "default"
+    assert plain.default_out() == paths.SWEEPS / "t" / "default"
+
+
+def test_toy_yaml_parses_in_every_profile():
+    data = yaml.safe_load(TOY_YAML.read_text())
+    for profile in data["profiles"]:
+        cfg = sweep.load_config(TOY_YAML, profile)
+        assert cfg.name == "toy" and cfg.target == "studio.sweep:toy_target"
+        assert len(sweep.expand(cfg)) >= 4
+    assert len(sweep.expand(sweep.load_config(TOY_YAML, "smoke"))) == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"grids": {}}, r"unknown key 'grids'; valid keys: name, description, target, base, grid"),
+    ({"profiles": {"smoke": {"name": "x"}}}, r"profile 'smoke'.*unknown key 'name'; valid keys: target, base"),
+    ({"profiles": {"smoke": {"seed": [0]}}}, r"unknown key 'seed'"),
+    ({"grid": {"frame": [1, 2]}}, r"grid: unknown config key 'frame'; base keys: frames, tokens_per_frame"),
+    ({"exclude": [{"tokens": 4}]}, r"exclude\[0\]: unknown config key 'tokens'"),
+    ({"include": [{"frames": 2, "lr": 0.1}]}, r"include\[0\]: unknown config key 'lr'"),
+    ({"grid": {"frames": 4}}, r"grid\['frames'\] must be a non-empty list"),
+    ({"seeds": [0, "1"]}, r"seeds must be a non-empty list of ints"),
+    ({"seeds": [0], "grid": {"seed": [0, 1]}}, r"'seed' is both in grid and seeds"),
+    ({"target": "studio.sweep.toy_target"}, r"target must be 'module:function'"),
+    ({"name": "../x"}, r"name must be a folder-safe string"),
+    ({"base": {"frames": 4, "lr": "1e-3"}}, r"lr = '1e-3' is a string to YAML; .* 1.0e-3"),
+])
+def test_bad_configs_are_refused_with_a_clear_message(change, message):
+    with pytest.raises(ParameterError, match=message):
+        sweep.parse_config(toy(**change))
+
+
+def test_missing_key_and_non_mapping_refused():
+    data = toy()
+    del data["target"]
+    with pytest.raises(ParameterError, match="missing required key 'target'"):
+        sweep.parse_config(data)
+    with pytest.raises(ParameterError, match="expected a mapping"):
+        sweep.parse_config([1, 2])
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+def test_sweep_writes_run_folders_and_results(project):
+    df = run(toy(seeds=[0, 1]), "out")
+    out = project / "out"
+    assert df.attrs["ran"] == 8 and df.attrs["skipped"] == 0 and df.attrs["failed"] == []
+    assert list(df.columns[:4]) == ["frames", "tokens_per_frame", "steps", "seed"]
+    assert {"val_loss", "val_acc", "wall_s", "run_key"} <= set(df.columns)
+    on_disk = pd.read_csv(out / "results.csv")
+    pd.testing.assert_frame_equal(on_disk, df.reset_index(drop=True), check_dtype=False)
+    for row in df.itertuples():
+        d = out / row.run_key
+        assert json.loads((d / "config.json").read_text())["frames"] == row.frames
+        assert json.loads((d / "metrics.json").read_text())["val_loss"] == row.val_loss
+        assert json.loads((d / "timing.json").read_text())["wall_s"] >= 0
+        assert sweep.run_key(json.loads((d / "config.json").read_text())) == row.run_key
+    # the toy's loss falls with frames and with tokens per frame
+    mean = df.groupby(["frames", "tokens_per_frame"]).val_loss.mean()
+    assert mean[(4, 4)] < mean[(1, 4)] and mean[(4, 4)] < mean[(4, 1)]
+    assert json.loads((out / "sweep.json").read_text())["n_runs"] == 8
+
+
+def test_default_out_is_under_sweeps_name_profile(project):
+    df = run(toy(profiles={"smoke": {"grid": {"frames": [1]}}}), None, profile="smoke")
+    assert Path(df.attrs["out"]) == project / "experiments" / "sweeps" / "t" / "smoke"
+    assert (project / "experiments" / "sweeps" / "t" / "smoke" / "results.csv").exists()
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(project):
+    a = run(toy(seeds=[0, 1]), "a")
+    b = run(toy(seeds=[0, 1]), "b")
+    cols = ["val_loss", "val_acc", "run_key"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    by_seed = a.pivot_table(index=["frames", "tokens_per_frame"], columns="seed", values="val_loss")
+    assert (by_seed[0] != by_seed[1]).all()
+
+
+def test_rerun_skips_finished_runs_and_says_so(project, capsys):
+    first = run(toy(), "out")
+    mtimes = {p: p.stat().st_mtime_ns for p in (project / "out").rglob("metrics.json")}
+    capsys.readouterr()
+    again = run(toy(), "out")
+    err = capsys.readouterr().err
+    assert again.attrs["ran"] == 0 and again.attrs["skipped"] == 4
+    assert "skipping 4 already finished" in err and "0 ran, 4 skipped, 0 failed" in err
+    assert {p: p.stat().st_mtime_ns for p in (project / "out").rglob("metrics.json")} == mtimes
+    pd.testing.assert_frame_equal(first, again)
+    # a grown grid runs only the new cells
+    grown = run(toy(grid={"frames": [1, 4, 8], "tokens_per_frame": [1, 4]}), "out")
+    assert grown.attrs["ran"] == 2 and grown.attrs["skipped"] == 4 and len(grown) == 6
+
+
+STEPS4 = {"frames": 4, "tokens_per_frame": 4, "steps": 4, "seed": 0}
+
+
+def test_killed_run_is_redone_or_resumed_and_leaves_no_torn_file(project):
+    first = run(toy(base=STEPS4), "out")
+    key = first.run_key[1]
+    d = project / "out" / key
+    # what kill -9 can leave: no metrics.json, a torn temporary file, a checkpoint from step 1
+    (d / "metrics.json").unlink()
+    (d / "timing.json").unlink()
+    (d / "metrics.json.tmp.99999").write_text('{"val_loss": 0.')
+    ckpt = json.loads((d / "checkpoint.json").read_text())
+    toy_cfg = json.loads((d / "config.json").read_text())
+    # the loss after one step of the same run, as the toy would have checkpointed it
+    (d / "checkpoint.json").write_text(json.dumps({"step": 1, "loss": _toy_loss_after(toy_cfg, 1, project)}))
+    assert ckpt["step"] == 4
+    again = run(toy(base=STEPS4), "out")
+    assert again.attrs["ran"] == 1 and again.attrs["skipped"] == 3
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == 1 and metrics["steps_run"] == 3
+    assert metrics["val_loss"] == pytest.approx(first.val_loss[1], rel=1e-9)
+    assert not list((project / "out").rglob("*.tmp.*"))
+    for p in (project / "out").rglob("*.json"):
+        json.loads(p.read_text())  # nothing torn
+    # a run folder with only config.json (killed before its first checkpoint) is redone from scratch
+    key0 = first.run_key[0]
+    for p in (project / "out" / key0).iterdir():
+        if p.name != "config.json":
+            p.unlink()
+    third = run(toy(base=STEPS4), "out")
+    assert third.attrs["ran"] == 1
+    assert json.loads((project / "out" / key0 / "metrics.json").read_text())["resumed_from_step"] == 0
+    pd.testing.assert_frame_equal(first[["val_loss", "run_key"]], third[["val_loss", "run_key"]])
+
+
+def _toy_loss_after(cfg, steps, scratch):
+    d = scratch / "_probe"
+    d.mkdir()
+    sweep.toy_target({**cfg, "steps": steps}, d)
+    return json.loads((d / "checkpoint.json").read_text())["loss"]
+
+
+def test_out_outside_the_project_is_refused(project, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    with pytest.raises(paths.PathError, match="outside the project"):
+        run(toy(), elsewhere)
+    with pytest.raises(paths.PathError):
+        run(toy(), "../escape")
+    assert not elsewhere.exists() and not (tmp_path / "escape").exists()
+
+
+def test_failed_runs_are_recorded_and_the_others_still_run(project, capsys):
+    cfg = toy(base={"frames": 4, "tokens_per_frame": 4, "fail": False},
+              grid={"frames": [1, 4], "fail": [False, True]})
+    df = run(cfg, "out")
+    assert df.attrs["ran"] == 2 and len(df.attrs["failed"]) == 2 and len(df) == 2
+    assert not df["fail"].any()
+    for key in df.attrs["failed"]:
+        error = json.loads((project / "out" / key / "error.json").read_text())
+        assert error["type"] == "RuntimeError" and "asked to fail" in error["traceback"]
+        assert not (project / "out" / key / "metrics.json").exists()
+    assert "failed: out/" in capsys.readouterr().err
+    # failed runs are retried by a rerun; the CLI exits 1
+    rc = cli.main(["sweep", str(_write_yaml(project / "cfg.yaml", cfg)), "--out", "out"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "2 ran" not in captured.err and "0 ran, 2 skipped, 2 failed" in captured.err
+    assert "out/results.csv: 2 rows" in captured.out
+
+
+def test_all_failed_still_writes_a_table_and_an_empty_grid_is_refused(project):
+    df = run(toy(base={"frames": 4, "fail": True}, grid={"frames": [1, 2]}), "out")
+    assert len(df) == 0 and len(df.attrs["failed"]) == 2
+    assert list(pd.read_csv(project / "out" / "results.csv").columns) == ["frames", "fail", "wall_s", "run_key"]
+    with pytest.raises(ParameterError, match="expands to no runs"):
+        run(toy(exclude=[{"steps": 3}]), "none")
+
+
+def test_progress_bar_counts(project, capsys):
+    sweep.run_sweep(toy(), out="out", progress=True)
+    sweep.run_sweep(toy(grid={"frames": [1, 2, 4], "tokens_per_frame": [1, 4]}), out="out", progress=True)
+    err = capsys.readouterr().err
+    assert "done=4, skipped=0, failed=0" in err and "done=2, skipped=4, failed=0" in err
+    assert "6/6" in err
+
+
+def test_a_target_that_cannot_be_imported_is_a_config_error(project):
+    with pytest.raises(ParameterError, match="cannot import studio.no_such_module"):
+        run(toy(target="studio.no_such_module:train"), "out")
+    with pytest.raises(ParameterError, match="has no function 'nope'"):
+        run(toy(target="studio.sweep:nope"), "out")
+    assert not (project / "out").exists() or not any((project / "out").iterdir())
+
+
+def test_submitit_options_are_mapped_to_auto_executor_names():
+    cluster, params = sweep.submitit_parameters(
+        {"cluster": "local", "partition": "gpu", "timeout_min": 60, "gpus_per_node": 1,
+         "array_parallelism": 8, "slurm_qos": "high"})
+    assert cluster == "local"
+    assert params == {"slurm_partition": "gpu", "timeout_min": 60, "gpus_per_node": 1,
+                      "slurm_array_parallelism": 8, "slurm_qos": "high"}
+    with pytest.raises(ParameterError, match="unknown cluster 'laptop'"):
+        sweep.submitit_parameters({"cluster": "laptop"})
+
+
+def test_submitit_launcher_debug_cluster(project):
+    df = run(toy(submitit={"cluster": "debug", "timeout_min": 1}), "sub", launcher="submitit")
+    assert df.attrs["ran"] == 4 and df.attrs["failed"] == []
+    local = run(toy(), "loc")  # same runs, same numbers as the local launcher
+    pd.testing.assert_frame_equal(df[["val_loss", "run_key"]], local[["val_loss", "run_key"]])
+    assert (project / "sub" / "submitit").is_dir()
+    with pytest.raises(ParameterError, match="submitit options"):
+        run(toy(grid={"frames": [2]}, submitit={"cluster": "debug", "timeout_min": "soon"}), "bad",
+            launcher="submitit")
+
+
+@pytest.mark.slow
+def test_submitit_launcher_local_executor_subprocesses(project):
+    """Real subprocesses (submitit's LocalExecutor), one ok run and one failing run."""
+    cfg = toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0},
+              submitit={"cluster": "local", "timeout_min": 2})
+    df = run(cfg, "sub", launcher="submitit")
+    assert df.attrs["ran"] == 1 and len(df.attrs["failed"]) == 1 and len(df) == 1
+    error = json.loads((project / "sub" / df.attrs["failed"][0] / "error.json").read_text())
+    assert "asked to fail" in error["message"]
+    reference = run(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0}), "loc")
+    pd.testing.assert_frame_equal(df[["val_loss", "run_key"]], reference[["val_loss", "run_key"]])
+    for key in df.run_key:
+        assert json.loads((project / "sub" / key / "timing.json").read_text())["launcher"] == "submitit"
+    again = run(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0},
+                    submitit={"cluster": "local", "timeout_min": 2}), "sub", launcher="submitit")
+    assert again.attrs["skipped"] == 1 and again.attrs["ran"] == 0
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+
+def _write_yaml(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_cli_bad_config_exits_2_with_one_clear_line(project, capsys):
+    bad = _write_yaml(project / "bad.yaml", toy(grids={"frames": [1]}))
+    assert cli.main(["sweep", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown key 'grids'" in err[0] and "valid keys" in err[0]
+    assert cli.main(["sweep", str(project / "missing.yaml")]) == 2
+    assert cli.main(["sweep", str(_write_yaml(project / "ok.yaml", toy())), "--profile", "nope"]) == 2
+    assert cli.main(["sweep", str(project / "ok.yaml"), "--out", "/tmp/outside-the-project"]) == 2
+    (project / "torn.yaml").write_text("name: [t\n")
+    assert cli.main(["sweep", str(project / "torn.yaml")]) == 2
+
+
+def test_cli_runs_and_prints_results_path(project, capsys):
+    cfg = _write_yaml(project / "ok.yaml", toy())
+    assert cli.main(["sweep", str(cfg), "--out", "experiments/sweeps/ok"]) == 0
+    out = capsys.readouterr().out
+    assert "experiments/sweeps/ok/results.csv: 4 rows (4 ran, 0 skipped, 0 failed)" in out
+    assert sweep.main([str(cfg), "--out", "experiments/sweeps/ok"]) == 0
+
+
+@pytest.mark.slow
+def test_kill_9_midway_leaves_no_torn_file_and_the_rerun_resumes(tmp_path):
+    """A real sweep process killed with SIGKILL while a run is checkpointing, then rerun."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    cfg = _write_yaml(tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 30,
+                                                        "sleep_s": 0.02, "seed": 0}))
+    env = {**os.environ, "STUDIO_ROOT": str(root)}
+    # run_sweep directly rather than the CLI: studio.cli imports studio.params (nbformat, seconds)
+    cmd = [sys.executable, "-c", f"from studio.sweep import run_sweep; run_sweep({str(cfg)!r}, out='out')"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    out = root / "out"
+    while time.time() < deadline and len(list(out.glob("*/checkpoint.json"))) < 2:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list(out.glob("*/checkpoint.json"))) >= 2, "the sweep did not get going in 60 s"
+    assert len(list(out.glob("*/metrics.json"))) < 4
+    for p in out.rglob("*.json"):
+        json.loads(p.read_text())  # every file that exists is whole
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "skipping" in done.stderr
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 4 and (df.steps_run + df.resumed_from_step == 30).all()
+    assert (df.resumed_from_step > 0).any()  # the killed run picked up its checkpoint
+    assert not list(out.rglob("*.tmp.*"))
