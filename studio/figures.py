@@ -52,6 +52,16 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None, aspect
     return plt.subplots(nrows, ncols, figsize=(width, height), constrained_layout=True, **kw)
 
 
+class Saved(dict):
+    """The files save_figure wrote ({"png": Path, ...}); shows as one short line in a notebook."""
+
+    def __repr__(self):
+        return "saved " + ", ".join(paths.relative(p) for p in self.values())
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+
 def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None) -> dict:
     """Save `fig` as NAME.png and NAME.pdf and `data` (what the figure shows) as NAME.csv.
 
@@ -64,11 +74,11 @@ def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_di
         raise ValueError(f"figure {name!r}: data must be a non-empty DataFrame (what the figure shows)")
     out = Path(out_dir) if out_dir is not None else paths.figure_output_dir()
     out.mkdir(parents=True, exist_ok=True)
-    written = {
+    written = Saved({
         "png": out / f"{name}.png",
         "pdf": out / f"{name}.pdf",
         "csv": out / f"{name}.csv",
-    }
+    })
     # No timestamps in the files: the same data gives the same bytes.
     fig.savefig(written["png"], metadata={"Software": None})
     fig.savefig(written["pdf"], metadata={"CreationDate": None, "ModDate": None, "Producer": None})

@@ -16,6 +16,7 @@ SWEEPS = EXPERIMENTS / "sweeps"
 CACHE = EXPERIMENTS / "cache"  # pretrained frozen encoders and other content-addressed artefacts
 FIGURES = ROOT / "figures"
 MANIFEST = FIGURES / "MANIFEST"
+README = ROOT / "README.md"  # its gallery section is written from the MANIFEST (studio.readme)
 SCRATCH = EXPERIMENTS / "scratch"  # where notebooks opened by hand in JupyterLab save their figures
 SHARED = Path(os.environ.get("STUDIO_SHARED", ROOT.parent / "shared")).resolve()
 SHARED_DATA = SHARED / "data"

@@ -279,9 +279,15 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, ech
             manifest = publish(result, manifest)
             write_manifest(manifest)
             echo(f"{spec.name}: {len(_outputs(result))} figures/tables -> figures/ ({time.perf_counter() - t0:.0f} s)")
+    from studio.readme import update_readme
+
     if check:
+        if update_readme(check=True):
+            problems.append("README gallery is stale (python -m studio.readme rewrites it)")
         for p in problems:
             echo(f"  {p}")
         echo("figures --check: " + ("no change" if not problems else f"{len(problems)} difference(s)"))
         return 1 if problems else 0
+    update_readme()
+    echo("README gallery updated from figures/MANIFEST")
     return 0

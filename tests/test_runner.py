@@ -22,6 +22,8 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RUNS", exp_dir / "runs")
     monkeypatch.setattr(paths, "FIGURES", fig_dir)
     monkeypatch.setattr(paths, "MANIFEST", fig_dir / "MANIFEST")
+    (tmp_path / "README.md").write_text("# t\n<!-- gallery:start -->\n<!-- gallery:end -->\n")
+    monkeypatch.setattr(paths, "README", tmp_path / "README.md")
     return tmp_path
 
 
@@ -99,6 +101,7 @@ def test_figures_publish_manifest_and_check(project, capsys):
     assert entry["csv_sha256"] == sha256_file(project / "figures" / "quickstart_pooling.csv")
     assert entry["profile"] == "smoke" and entry["seed"] == 0 and entry["caption"]
     assert entry["notebook"].endswith("quickstart.ipynb") and len(entry["params_hash"]) == 8
+    assert "figures/quickstart_pooling.png" in (project / "README.md").read_text()  # the gallery
     before = (project / "figures" / "quickstart_pooling.csv").read_bytes()
     assert runner.run_figures("smoke", check=True, echo=lambda *_: None) == 0  # same seed, same data
     # A tampered figure is reported, and --check leaves figures/ alone.
