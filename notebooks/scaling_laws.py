@@ -1,0 +1,253 @@
+# %% [markdown]
+# # Scaling laws for visual context: how should a fixed budget be split between frames and tokens?
+#
+# Opt-Visor models a video MLLM's language-modelling loss as a function of the number of frames T and
+# the visual tokens per frame M, fits L(T), L(M) and a joint L(T, M), and derives how to split a
+# fixed visual context T x M. This notebook fits several law families to a table of measurements
+# (our own sweep once `visual_context` has published it; until then a documented synthetic example;
+# or any CSV you pass), compares them with AIC/BIC and leave-one-out error, and draws the optimal
+# split with bootstrap bands. A validation section first checks the fitter against Epoch AI's
+# replication of Chinchilla (Hoffmann et al. 2022), where the right answer is published.
+
+# %% tags=["parameters"]
+seed: int = 0                                   # seeds the synthetic example and the bootstrap
+measurements: str | None = None                 # CSV of measurements; None = figures/visual_context_results.csv if it exists, else a synthetic example
+x_columns: list[str] = ["frames", "tokens_per_frame"]  # the two inputs, in the law's order (x1 = T, x2 = M)
+y_column: str = "val_loss"                      # loss column; 'val_loss' and 'loss' stand in for each other
+where: dict = {}                                # keep only rows with these column values, e.g. {"token_strategy": "pool"}
+laws: list[str] = ["additive", "multiplicative", "kaplan", "power(frames*tokens_per_frame)"]  # families to compare; 'power(a*b)' fits total tokens
+loss: str = "huber"                             # fit objective: huber (log space), mse (log space) or mse_linear
+budgets: list[float] = [16, 64, 256, 1024, 4096]  # visual-context budgets T x M for the optimal split
+n_bootstrap: int = 1000                         # bootstrap resamples for bands and intervals
+level: float = 0.95                             # level of every band and interval
+validate_chinchilla: bool = True                # fit Chinchilla (Epoch's digitised data) and compare with published values
+
+# %%
+import numpy as np
+import pandas as pd
+
+import studio
+from studio import paths
+from studio import scaling as sc
+from studio.figures import figure, save_figure
+
+studio.seed_everything(seed)
+
+# %% [markdown]
+# ## Validation: Chinchilla, where the answer is known
+# The fitter runs Epoch's 4,500-start grid (vectorised) with the summed Huber objective on their 240
+# digitised points and is compared with Epoch's optimum and Hoffmann et al.'s published parameters.
+# Left: observed against predicted loss for each parameter set (Hoffmann's values do not fit these
+# points, which is Epoch's finding). Right: our bootstrap intervals next to Epoch's.
+
+# %%
+if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
+    chin = sc.load_chinchilla()
+    chin_fit = sc.fit(chin, "additive", x=("N", "D"), y="loss")
+    chin_ci = chin_fit.ci(level, n=n_bootstrap, seed=seed).set_index("param")
+    print(chin_fit.summary())
+    print(f"fit took {chin_fit.seconds:.1f} s over {chin_fit.n_starts} starts")
+    ref = sc.PUBLISHED["epoch_grid"]
+    match = {p: abs(chin_fit.params[p] / v - 1) for p, v in ref["params"].items()}
+    verdict = "reproduces" if abs(chin_fit.objective / ref["objective"] - 1) < 1e-3 and max(match.values()) < 1e-2 else "does NOT reproduce"
+    print(f"Our fit {verdict} Epoch's optimum (objective {chin_fit.objective:.5e} vs {ref['objective']:.4e}; "
+          f"largest relative parameter difference {max(match.values()):.1e}).")
+    sets = {**{k: sc.PUBLISHED[k]["params"] for k in ("hoffmann", "epoch")}, "ours": chin_fit.params}
+    fig, (ax1, ax2) = figure(2, aspect=0.8)
+    rows = []
+    for i, (name, params) in enumerate(sets.items()):
+        pred = chin_fit.predict(chin, params=params)
+        ax1.scatter(pred, chin["loss"], s=10 - 3 * i, alpha=0.7, color=f"C{2 - i}",
+                    label=f"{sc.PUBLISHED[name]['label'] if name in sc.PUBLISHED else 'ours (studio.scaling)'}")
+        rows.append(pd.DataFrame({"set": name, "N": chin["N"], "D": chin["D"], "loss": chin["loss"], "pred": pred}))
+    lims = [chin["loss"].min() * 0.95, chin["loss"].max() * 1.02]
+    ax1.plot(lims, lims, color="0.4", lw=0.8, ls=":")
+    ax1.set(xlabel="predicted loss", ylabel="observed loss (digitised)", title="Chinchilla: 240 points")
+    ax1.legend(loc="upper left", fontsize=6)
+    ci_rows = []
+    for j, p in enumerate(["E", "alpha", "beta"]):
+        ep = sc.PUBLISHED["epoch"]
+        ax2.errorbar([j - 0.12], [chin_fit.params[p]], yerr=[[chin_fit.params[p] - chin_ci.loc[p, "low"]],
+                     [chin_ci.loc[p, "high"] - chin_fit.params[p]]], fmt="o", color="C0", capsize=2,
+                     label="ours, bootstrap CI" if j == 0 else None)
+        lo, hi = ep["ci95"][p]
+        ax2.errorbar([j + 0.12], [ep["params"][p]], yerr=[[ep["params"][p] - lo], [hi - ep["params"][p]]], fmt="s",
+                     color="C1", capsize=2, label="Epoch, 95% CI" if j == 0 else None)
+        ax2.scatter([j], [sc.PUBLISHED["hoffmann"]["params"][p]], marker="x", color="C2",
+                    label="Hoffmann" if j == 0 else None, zorder=3)
+        ci_rows.append({"param": p, "ours": chin_fit.params[p], "ours_low": chin_ci.loc[p, "low"],
+                        "ours_high": chin_ci.loc[p, "high"], "epoch": ep["params"][p], "epoch_low": lo,
+                        "epoch_high": hi, "hoffmann": sc.PUBLISHED["hoffmann"]["params"][p]})
+    ax2.set(xticks=[0, 1, 2], xticklabels=["E", r"$\alpha$", r"$\beta$"], yscale="log", ylabel="value",
+            title=f"parameters ({level:.0%} intervals)")
+    ax2.legend(loc="center right", fontsize=6)
+    save_figure(fig, "scaling_chinchilla_validation", pd.concat(rows + [pd.DataFrame(ci_rows)], ignore_index=True),
+                caption="Our Huber fit of the Chinchilla law on Epoch's 240 digitised points against Epoch's and Hoffmann's published parameters.")
+else:
+    print("NOTE: Chinchilla validation skipped: " + ("validate_chinchilla is False" if not validate_chinchilla
+          else f"reference data not found at {paths.CHINCHILLA_CSV} (see ../shared/data/chinchilla)"))
+
+# %% [markdown]
+# ## The measurements
+# Where the table comes from is printed first: a synthetic example is labelled as such and is not a
+# finding. Rows with several strategies are restricted to one (see the notes).
+
+# %%
+data, y, notes, source = sc.measurements_or_example(measurements, x_columns, y_column, where, seed=seed)
+x1, x2 = x_columns
+for note in notes:
+    print(note)
+print(f"source: {source}; {len(data)} rows; loss column {y!r}; {x1} in {sorted(data[x1].unique().tolist())}, "
+      f"{x2} in {sorted(data[x2].unique().tolist())}")
+data.head()
+
+# %% [markdown]
+# ## Which law? AIC, BIC and leave-one-out error
+# Every family is fitted with the same objective on the same rows. AIC/BIC use the Gaussian
+# likelihood of the log residuals; `loo_rmse_log` predicts each point from a refit without it. A
+# degenerate fit (a parameter on a bound, a term that never rises above the noise) is flagged and
+# not chosen.
+
+# %%
+table = sc.compare(data, laws, x=x_columns, y=y, loss=loss)
+label, best = sc.choose(table)
+print(f"chosen law: {label}: {best.summary()}")
+shown = table[["law", "k", "objective", "rmse_log", "r2_log", "aic", "delta_aic", "bic", "loo_rmse_log", "degenerate"]]
+fig, ax = figure(width=7.0, aspect=0.07 * (len(shown) + 1))
+ax.axis("off")
+cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in shown.itertuples(index=False)]
+tab = ax.table(cellText=cells, colLabels=list(shown.columns), loc="center", cellLoc="center")
+tab.auto_set_font_size(False)
+tab.set_fontsize(6)
+tab.scale(1, 1.3)
+save_figure(fig, "scaling_comparison", table.drop(columns=["formula"]),
+            caption="Law families fitted to the same measurements, ranked by AIC, with BIC and leave-one-out RMSE of log loss.")
+table.drop(columns=["formula"])
+
+# %% [markdown]
+# ## Loss against frames and against tokens per frame
+# Points are the measurements (one per seed), lines the chosen law, shaded the bootstrap band of the
+# prediction. Left: one line per tokens-per-frame; right: one line per frame count.
+
+# %%
+boot = best.bootstrap(n_bootstrap, seed=seed)
+fig, axes = figure(2, aspect=0.8, sharey=True)
+curve_rows = []
+for ax, (xa, xb) in zip(axes, [(x1, x2), (x2, x1)]):
+    levels = sorted(data[xb].unique())
+    grid_a = np.geomspace(data[xa].min(), data[xa].max(), 60)
+    for i, v in enumerate(levels):
+        color = f"C{i % 8}"
+        pts = data[data[xb] == v]
+        ax.scatter(pts[xa], pts[y], s=8, color=color, alpha=0.6)
+        g = pd.DataFrame({xa: grid_a, xb: v})
+        band = best.predict_band(g, level=level, n=n_bootstrap)
+        ax.plot(grid_a, band["pred"], color=color, lw=1, label=f"{xb}={v:g}")
+        ax.fill_between(grid_a, band["low"], band["high"], color=color, alpha=0.2, lw=0)
+        curve_rows.append(pd.concat([g, band], axis=1).assign(panel=f"loss vs {xa}"))
+    ax.set(xscale="log", yscale="log", xlabel=xa, title=f"loss vs {xa}")
+    ax.legend(fontsize=5, ncol=2, loc="upper right")
+axes[0].set_ylabel(y)
+save_figure(fig, "scaling_curves", pd.concat(curve_rows, ignore_index=True),
+            caption=f"Measured loss against frames and tokens per frame with the fitted {label} law and {level:.0%} bootstrap bands.")
+
+# %% [markdown]
+# ## Iso-loss contours and the optimal split
+# Colour and contours: the chosen law's predicted loss over (T, M). Dashed lines: budgets T x M =
+# constant; the marked point on each is the split the law predicts to be best.
+
+# %%
+frontier = sc.allocation_frontier(best, budgets, bootstrap=boot, level=level)
+opt_x1, opt_x2 = f"{x1}_opt", f"{x2}_opt"
+span1 = np.geomspace(min(data[x1].min(), frontier[opt_x1].min()) / 1.5, max(data[x1].max(), frontier[opt_x1].max()) * 1.5, 80)
+span2 = np.geomspace(min(data[x2].min(), frontier[opt_x2].min()) / 1.5, max(data[x2].max(), frontier[opt_x2].max()) * 1.5, 80)
+G1, G2 = np.meshgrid(span1, span2)
+surface = pd.DataFrame({x1: G1.ravel(), x2: G2.ravel()})
+surface["pred"] = best.predict(surface)
+fig, ax = figure(aspect=0.85)
+cs = ax.contourf(G1, G2, surface["pred"].to_numpy().reshape(G1.shape), levels=20, cmap="viridis")
+ax.contour(G1, G2, surface["pred"].to_numpy().reshape(G1.shape), levels=10, colors="white", linewidths=0.4)
+fig.colorbar(cs, ax=ax, label=f"predicted {y}")
+for b in budgets:
+    ax.plot(span1, b / span1, ls="--", color="white", lw=0.8)
+ax.scatter(frontier[opt_x1], frontier[opt_x2], color="C1", edgecolor="black", zorder=3, s=25, label="optimal split")
+for _, r in frontier.iterrows():
+    ax.annotate(f"{r['budget']:g}", (r[opt_x1], r[opt_x2]), xytext=(-5, 5), textcoords="offset points", ha="right", color="white", fontsize=6)
+ax.scatter(data[x1], data[x2], marker="+", color="0.85", s=12, label="measured")
+ax.set(xscale="log", yscale="log", xlabel=x1, ylabel=x2, xlim=(span1[0], span1[-1]), ylim=(span2[0], span2[-1]),
+       title=f"{label}: iso-loss and budget lines")
+ax.legend(fontsize=6, loc="lower left", frameon=True, framealpha=0.85)
+save_figure(fig, "scaling_isoloss", pd.concat([surface.assign(kind="surface"), frontier.assign(kind="optimum")], ignore_index=True),
+            caption=f"Predicted loss over frames and tokens per frame ({label}), budget lines T x M = const and the optimal split on each.")
+
+# %% [markdown]
+# ## The optimal split as the budget grows
+# T*(budget) and M*(budget) on log-log axes with bootstrap bands. For the additive law these are
+# straight lines with slopes beta/(alpha+beta) and alpha/(alpha+beta).
+
+# %%
+fig, ax = figure(aspect=0.8)
+for i, name in enumerate([x1, x2]):
+    ax.plot(frontier["budget"], frontier[f"{name}_opt"], marker="o", color=f"C{i}", label=f"{name}*")
+    ax.fill_between(frontier["budget"], frontier[f"{name}_low"], frontier[f"{name}_high"], color=f"C{i}", alpha=0.2, lw=0)
+ax.set(xscale="log", yscale="log", xlabel=f"budget {x1} x {x2}", ylabel="optimal value", title=f"optimal split ({label})")
+ax.legend()
+save_figure(fig, "scaling_frontier", frontier,
+            caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap bands.")
+outside = frontier[(frontier[opt_x1] > data[x1].max()) | (frontier[opt_x2] > data[x2].max())
+                   | (frontier[opt_x1] < data[x1].min()) | (frontier[opt_x2] < data[x2].min())]
+if len(outside):
+    print(f"NOTE: for budgets {list(outside['budget'])} the optimum lies outside the measured range: extrapolation.")
+if frontier["at_boundary"].any():
+    print(f"NOTE: for budgets {list(frontier.loc[frontier['at_boundary'], 'budget'])} the law has no interior optimum.")
+mid = pd.DataFrame({x1: [np.exp(np.log(data[x1]).mean())], x2: [np.exp(np.log(data[x2]).mean())]})
+base = best.predict(mid)[0]
+gain_1 = base - best.predict(mid.assign(**{x1: 2 * mid[x1]}))[0]
+gain_2 = base - best.predict(mid.assign(**{x2: 2 * mid[x2]}))[0]
+share_1 = np.polyfit(np.log(frontier["budget"]), np.log(frontier[opt_x1]), 1)[0] if len(frontier) > 1 else float("nan")
+print(f"At the middle of the measured grid ({x1}={mid[x1][0]:.3g}, {x2}={mid[x2][0]:.3g}) doubling {x1} lowers the "
+      f"predicted loss by {gain_1:.4f}, doubling {x2} by {gain_2:.4f}. Opt-Visor found more frames helped more than more "
+      f"tokens per frame; the {source} data {'agree' if gain_1 > gain_2 else 'do NOT agree'}.")
+print(f"As the budget grows, {x1}* grows as budget^{share_1:.2f} and {x2}* as budget^{1 - share_1:.2f}.")
+frontier
+
+# %% [markdown]
+# ## Residuals
+# log(observed) - log(predicted) for each law against the prediction: structure left in the
+# residuals (curvature, fans) says a family misses something that AIC alone can hide.
+
+# %%
+fits = table.attrs["fits"]
+fig, axes = figure(len(fits), aspect=1.0, sharey=True, squeeze=False)
+res_rows = []
+for ax, (name, f) in zip(axes[0], fits.items()):
+    pred = f.predict()
+    ax.scatter(pred, f.residuals, s=6, color="C0", alpha=0.6)
+    ax.axhline(0, color="0.4", lw=0.8, ls=":")
+    ax.set(xscale="log", xlabel="predicted", title=name + (" (degenerate)" if f.degenerate else ""))
+    res_rows.append(pd.DataFrame({"law": name, "pred": pred, "residual_log": f.residuals}))
+    ax.title.set_fontsize(7)
+axes[0][0].set_ylabel("log residual")
+save_figure(fig, "scaling_residuals", pd.concat(res_rows, ignore_index=True),
+            caption="Log residuals of each fitted law against its prediction.")
+
+# %% [markdown]
+# ## Bootstrap distributions of the chosen law's parameters
+# Each histogram is the parameter refitted on resampled rows; the line is the full-data estimate and
+# the shaded span the percentile interval. A wide or piled-up distribution means the data do not pin
+# the parameter down.
+
+# %%
+ci = best.ci(level, n=n_bootstrap, seed=seed)
+fig, axes = figure(len(best.params), aspect=1.0, squeeze=False)
+for ax, p in zip(axes[0], best.params):
+    ax.hist(boot[p], bins=30, color="C0", alpha=0.7)
+    ax.axvline(best.params[p], color="C3", lw=1)
+    row = ci.set_index("param").loc[p]
+    ax.axvspan(row["low"], row["high"], color="C1", alpha=0.15)
+    ax.set(xlabel=p, yticks=[])
+    ax.locator_params(axis="x", nbins=3)
+    ax.tick_params(axis="x", labelsize=6, rotation=30)
+axes[0][0].set_ylabel(f"{len(boot)} resamples")
+save_figure(fig, "scaling_bootstrap", boot, caption=f"Bootstrap distributions of the {label} parameters with {level:.0%} percentile intervals.")
+ci
