@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from studio.config import from_dict as config
 from studio.models.icl_model import (EpisodeConfig, EpisodeSampler, EpisodeStream, OptimConfig, _lightning,
-                                     build_net, config, eval_batch, fit, tensor_reliance, train_icl)
+                                     build_net, eval_batch, fit, tensor_reliance, train_icl)
 from studio.models.pretrained import Frozen
 
 ARMS = ("symdpo", "dpo_words", "sft_symbols")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from studio.config import from_dict as config
 from studio.data.digits import split_digits
 from studio.models.pretrained import Frozen, cached_pretrained
 
@@ -43,21 +44,6 @@ N_SYMBOLS = 50
 IMAGE_PIXELS = 64
 
 
-def check_keys(cls, d: dict) -> dict:
-    """Refuse unknown config keys loudly, naming the valid ones."""
-    valid = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - valid)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid: {sorted(valid)}")
-    return d
-
-
-def config(cls, d: dict | None = None, **kw):
-    """Build dataclass `cls` from a dict (or an instance) plus overrides, refusing unknown keys."""
-    if isinstance(d, cls):
-        return replace(d, **check_keys(cls, kw))
-    merged = {**(d or {}), **kw}
-    return cls(**check_keys(cls, merged))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -675,7 +661,6 @@ def emergence_curve(data: EpisodeConfig | dict | None = None, steps: int = 600, 
     "in-weights" (held-out images, fixed words, no demonstration of the query's class).
     Default training data: bursty episodes, 80 % with re-drawn symbols, 20 % with fixed words.
     """
-    import pandas as pd
     data = config(EpisodeConfig, data if data is not None else {"symbol_share": 0.8})
     sets = {"in-context": icl_eval_config(shots=data.shots, ways=data.ways),
             "in-weights": iwl_eval_config(shots=data.shots)}
