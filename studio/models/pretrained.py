@@ -42,6 +42,7 @@ class Frozen(nn.Module):
         self.module = module.eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self.train(False)
 
     def train(self, mode: bool = True):  # noqa: D401 - stays in eval by design
         super().train(False)

@@ -1,0 +1,299 @@
+"""Synthetic videos with planted needles (digits from scikit-learn), in the spirit of VideoNIAH.
+
+Each sample is F frames of a `size` x `size` grey frame: a drifting background of soft blobs, optional
+distractor squares, and needles -- real 8x8 digit scans, scaled to `digit_size` pixels -- whose
+placement in time and space answers one question. Annotations come from the needles alone.
+
+Tasks (question -> answer word):
+- retrieval: one digit shown for `needle_frames` consecutive frames -> which digit (too few frames miss it);
+- spatial:   two different digits side by side for `needle_frames` frames -> the left one (needs tokens);
+- ordering:  two different digits at two disjoint times -> the one that came first;
+- counting:  one digit flashed k times (k in 1..max_count), each for needle_frames // 2 frames -> k;
+- motion:    a digit on screen all along, moving linear / curved / circular / bounce -> the motion word.
+
+Every sample is a pure function of (seed, split, index): `sample_specs` draws the small per-sample
+description with its own numpy Generator, and `render` paints any subset of frames for a whole batch
+with vectorised numpy (no loop over frames or pixels), so a model that sees T of F frames only pays for
+T. `render(..., labels=True)` also returns, per frame, which digit (or none) covers each cell of a
+`label_grid` x `label_grid` grid: the target the frame encoder is pretrained on.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import numpy as np
+
+from studio.data.digits import split_digits
+
+TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
+MOTIONS = ("linear", "curved", "circular", "bounce")
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+COUNT_WORDS = DIGIT_WORDS  # "how many times" answers reuse the number words
+QUESTIONS = {
+    "retrieval": "which digit appeared ?",
+    "spatial": "which digit is on the left ?",
+    "ordering": "which digit came first ?",
+    "counting": "how many times did a digit appear ?",
+    "motion": "how did the digit move ?",
+}
+NONE_LABEL = 10  # label of a grid cell that no digit covers
+_SPLITS = {"train": 0, "test": 1}
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Knobs of the generator. Unknown keys are refused by `from_dict`."""
+
+    frames: int = 32            # F raw frames per video
+    size: int = 32              # frame side in pixels
+    digit_size: int = 8         # needle side in pixels (the 8x8 scans are resized to it)
+    needle_frames: int = 8      # how long a needle stays on screen (counting flashes last half of it)
+    distractors: int = 2        # bright squares flashed at random places and times (not digits)
+    blobs: int = 3              # drifting soft background blobs
+    background: float = 0.35    # peak brightness of the background blobs
+    noise: float = 0.05         # std of per-pixel Gaussian noise
+    max_count: int = 3          # counting answers are 1..max_count
+    tasks: tuple[str, ...] = ("retrieval", "spatial")
+    task_weights: tuple[float, ...] | None = None  # None: equal mix
+    label_grid: int = 8         # pretraining labels: which digit covers each cell of this grid
+
+    def __post_init__(self):
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if self.task_weights is not None:
+            object.__setattr__(self, "task_weights", tuple(float(w) for w in self.task_weights))
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad or not self.tasks:
+            raise ValueError(f"unknown tasks {bad}; valid: {list(TASKS)}")
+        if self.task_weights is not None and (len(self.task_weights) != len(self.tasks) or min(self.task_weights) < 0):
+            raise ValueError("task_weights needs one non-negative weight per task")
+        if not 1 <= self.needle_frames <= self.frames:
+            raise ValueError(f"needle_frames must be in 1..frames, got {self.needle_frames}")
+        if 2 * self.digit_size > self.size:
+            raise ValueError("two digits must fit side by side: 2 * digit_size <= size")
+        if self.size % self.label_grid:
+            raise ValueError("label_grid must divide size")
+        slots = self.frames // max(1, self.needle_frames // 2)
+        if "counting" in self.tasks and (slots + 1) // 2 < self.max_count:
+            raise ValueError(f"counting: {self.max_count} separated flashes do not fit in {self.frames} frames")
+        if "ordering" in self.tasks and 2 * self.needle_frames > self.frames:
+            raise ValueError("ordering: two needles must fit one after the other")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoConfig":
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - valid)
+        if unknown:
+            raise ValueError(f"unknown VideoConfig keys {unknown}; valid: {sorted(valid)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        d["task_weights"] = None if self.task_weights is None else list(self.task_weights)
+        return d
+
+
+@lru_cache(maxsize=8)
+def _digit_pool(split: str, digit_size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Images of one split resized to digit_size (nearest), and per class the indices of its images."""
+    images, labels = split_digits(test_fraction=0.3, seed=0)[split]
+    src = (np.arange(digit_size) * 8 // digit_size)
+    resized = images[:, src][:, :, src].astype(np.float32)
+    by_class = [np.flatnonzero(labels == c) for c in range(10)]
+    return resized, by_class
+
+
+def _rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), _SPLITS[split], int(index)])
+
+
+def sample_specs(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "train") -> dict:
+    """Describe samples `indices` (no pixels): needles as sprites with per-frame positions.
+
+    Returns a dict of numpy arrays, S = sprites per sample (padded; unused sprites never visible):
+      task (B,) int, answer (B,) int (class id within the task's answer words: digit, count, motion),
+      sprite_img (B, S) int image index, sprite_digit (B, S) int, sprite_xy (B, S, F, 2) float pixel
+      top-left corners, sprite_on (B, S, F) bool, distractor_xy (B, D, 2) int, distractor_t (B, D) int,
+      blob_p0 (B, K, 2), blob_v (B, K, 2), blob_sigma (B, K), blob_amp (B, K).
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {list(_SPLITS)}, got {split!r}")
+    pool, by_class = _digit_pool(split, cfg.digit_size)
+    F, W, ds, d = cfg.frames, cfg.size, cfg.digit_size, cfg.needle_frames
+    S = 4 if "counting" in cfg.tasks else 2
+    S = max(S, cfg.max_count if "counting" in cfg.tasks else 0)
+    weights = np.ones(len(cfg.tasks)) if cfg.task_weights is None else np.asarray(cfg.task_weights)
+    weights = weights / weights.sum()
+    task_ids = np.array([TASKS.index(t) for t in cfg.tasks])
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    B, D, K = len(indices), cfg.distractors, cfg.blobs
+    out = {
+        "task": np.zeros(B, np.int64), "answer": np.zeros(B, np.int64),
+        "sprite_img": np.zeros((B, S), np.int64), "sprite_digit": np.full((B, S), -1, np.int64),
+        "sprite_xy": np.zeros((B, S, F, 2), np.float32), "sprite_on": np.zeros((B, S, F), bool),
+        "distractor_xy": np.zeros((B, D, 2), np.int64), "distractor_t": np.zeros((B, D), np.int64),
+        "blob_p0": np.zeros((B, K, 2), np.float32), "blob_v": np.zeros((B, K, 2), np.float32),
+        "blob_sigma": np.zeros((B, K), np.float32), "blob_amp": np.zeros((B, K), np.float32),
+    }
+    t = np.arange(F, dtype=np.float32)
+    hi = W - ds  # largest top-left coordinate that keeps a digit inside the frame
+    for b, idx in enumerate(indices):
+        r = _rng(seed, split, idx)
+        task = TASKS[task_ids[r.choice(len(task_ids), p=weights)]]
+        out["task"][b] = TASKS.index(task)
+
+        def digit(c):
+            return int(by_class[c][r.integers(len(by_class[c]))])
+
+        def put(s, c, start, stop, xy):
+            out["sprite_digit"][b, s] = c
+            out["sprite_img"][b, s] = digit(c)
+            out["sprite_on"][b, s, start:stop] = True
+            out["sprite_xy"][b, s] = xy
+
+        if task == "retrieval":
+            c = int(r.integers(10))
+            start = int(r.integers(F - d + 1))
+            put(0, c, start, start + d, r.integers(0, hi + 1, size=2))
+            out["answer"][b] = c
+        elif task == "spatial":
+            a, c = r.choice(10, size=2, replace=False)
+            start = int(r.integers(F - d + 1))
+            y = r.integers(0, hi + 1)
+            dy = r.integers(-ds // 2, ds // 2 + 1, size=2)  # roughly level, so "left" is unambiguous
+            ys = np.clip(y + dy, 0, hi)
+            put(0, int(a), start, start + d, (r.integers(0, W // 2 - ds + 1), ys[0]))
+            put(1, int(c), start, start + d, (r.integers(W // 2, hi + 1), ys[1]))
+            out["answer"][b] = a
+        elif task == "ordering":
+            a, c = r.choice(10, size=2, replace=False)
+            s1 = int(r.integers(0, F - 2 * d + 1))
+            s2 = int(r.integers(s1 + d, F - d + 1))
+            put(0, int(a), s1, s1 + d, r.integers(0, hi + 1, size=2))
+            put(1, int(c), s2, s2 + d, r.integers(0, hi + 1, size=2))
+            out["answer"][b] = a
+        elif task == "counting":
+            dur = max(1, d // 2)
+            k = int(r.integers(1, cfg.max_count + 1))
+            c = int(r.integers(10))
+            free = np.arange(0, F // dur, 2)  # every other slot: flashes never touch, so they count apart
+            for s, slot in enumerate(np.sort(r.choice(free, size=k, replace=False))):
+                put(s, c, slot * dur, slot * dur + dur, r.integers(0, hi + 1, size=2))
+            out["answer"][b] = k
+        else:  # motion: one digit visible in every frame, its path sets the answer
+            m = int(r.integers(len(MOTIONS)))
+            c = int(r.integers(10))
+            u = t / max(F - 1, 1)
+            if MOTIONS[m] == "circular":
+                centre, rad = hi / 2, hi / 2 * r.uniform(0.6, 1.0)
+                ph, turn = r.uniform(0, 2 * np.pi), r.choice([-1, 1]) * r.uniform(1.0, 1.5) * 2 * np.pi
+                xy = np.stack([centre + rad * np.cos(ph + turn * u), centre + rad * np.sin(ph + turn * u)], 1)
+            else:
+                p0 = r.uniform(0, hi, size=2)
+                if MOTIONS[m] == "bounce":  # towards a wall, reflected once
+                    vel = r.uniform(1.6, 2.4) * hi * np.array([r.choice([-1, 1]), r.uniform(-0.3, 0.3)])
+                else:
+                    ang = r.uniform(0, 2 * np.pi)
+                    vel = r.uniform(0.5, 0.9) * hi * np.array([np.cos(ang), np.sin(ang)])
+                raw = p0 + u[:, None] * vel
+                if MOTIONS[m] == "curved":  # parabola: constant acceleration across the path
+                    normal = np.array([-vel[1], vel[0]]) / (np.linalg.norm(vel) + 1e-9)
+                    raw = raw + normal * r.choice([-1, 1]) * r.uniform(0.5, 0.8) * hi * 4 * u[:, None] * (1 - u[:, None])
+                if MOTIONS[m] == "bounce":
+                    period = 2 * hi
+                    raw = np.mod(raw, period)
+                    raw = np.where(raw > hi, period - raw, raw)  # reflect off the walls
+                xy = raw
+            put(0, c, 0, F, np.clip(xy, 0, hi))
+            out["answer"][b] = m
+        out["distractor_xy"][b] = r.integers(0, W - 3, size=(D, 2))
+        out["distractor_t"][b] = r.integers(0, F, size=D)
+        out["blob_p0"][b] = r.uniform(0, W, size=(K, 2))
+        out["blob_v"][b] = r.uniform(-0.5, 0.5, size=(K, 2))
+        out["blob_sigma"][b] = r.uniform(3, 8, size=K)
+        out["blob_amp"][b] = r.uniform(0.3, 1.0, size=K) * cfg.background
+    out["noise_seed"] = np.array([[int(seed), _SPLITS[split], int(i)] for i in indices], np.int64).reshape(B, 3)
+    return out
+
+
+def render(cfg: VideoConfig, specs: dict, frames=None, *, labels: bool = False):
+    """Paint frames `frames` (indices into F; default all) of every sample in `specs`.
+
+    Returns video (B, T, size, size) float32 in [0, 1], and with labels=True also
+    cell_labels (B, T, G, G) int64: the digit whose box covers each cell centre, NONE_LABEL if none.
+    """
+    F, W, ds, G = cfg.frames, cfg.size, cfg.digit_size, cfg.label_grid
+    fr = np.arange(F) if frames is None else np.asarray(frames, dtype=np.int64).reshape(-1)
+    B, T = specs["task"].shape[0], len(fr)
+    tt = fr.astype(np.float32)
+    # Background: sum of Gaussian blobs drifting with constant velocity (wrapping around the frame).
+    pos = np.mod(specs["blob_p0"][:, :, None] + specs["blob_v"][:, :, None] * tt[None, None, :, None], W)  # (B,K,T,2)
+    grid = np.arange(W, dtype=np.float32)
+    gx = np.exp(-0.5 * ((grid[None, None, None] - pos[..., 0:1]) / specs["blob_sigma"][:, :, None, None]) ** 2)
+    gy = np.exp(-0.5 * ((grid[None, None, None] - pos[..., 1:2]) / specs["blob_sigma"][:, :, None, None]) ** 2)
+    video = np.einsum("bk,bkty,bktx->btyx", specs["blob_amp"], gy, gx).astype(np.float32)
+    # Noise: one generator per (sample, frame), so a subset of frames matches the full video exactly.
+    noise = np.stack([np.stack([np.random.default_rng([*s, int(f), 1]).standard_normal((W, W), dtype=np.float32)
+                                for f in fr]) for s in specs["noise_seed"]]) if cfg.noise > 0 else 0.0
+    video = video + cfg.noise * noise
+    # Distractors: 3x3 bright squares, each on one frame.
+    if specs["distractor_t"].size:
+        hit = specs["distractor_t"][:, :, None] == fr[None, None, :]  # (B, D, T)
+        b_i, d_i, t_i = np.nonzero(hit)
+        if len(b_i):
+            off = np.arange(3)
+            xy = specs["distractor_xy"][b_i, d_i]
+            yy = (xy[:, 1, None, None] + off[None, :, None]).repeat(3, 2)
+            xx = (xy[:, 0, None, None] + off[None, None, :]).repeat(3, 1)
+            video[b_i[:, None, None], t_i[:, None, None], yy, xx] = 0.9
+    # Needles: paste every visible (sample, sprite, frame) at once with np.maximum.at.
+    on = specs["sprite_on"][:, :, fr]  # (B, S, T)
+    b_i, s_i, t_i = np.nonzero(on)
+    cell = np.full((B, T, G, G), NONE_LABEL, np.int64) if labels else None
+    if len(b_i):
+        pool, _ = _digit_pool(_split_of(specs), ds)
+        xy = np.rint(specs["sprite_xy"][b_i, s_i, fr[t_i]]).astype(np.int64)  # (N, 2)
+        off = np.arange(ds)
+        yy = xy[:, 1, None, None] + off[None, :, None]
+        xx = xy[:, 0, None, None] + off[None, None, :]
+        img = pool[specs["sprite_img"][b_i, s_i]]  # (N, ds, ds)
+        np.maximum.at(video, (b_i[:, None, None], t_i[:, None, None], yy, xx), img)
+        if labels:
+            centres = (np.arange(G) + 0.5) * (W / G)
+            cover_y = (centres[None] >= xy[:, 1, None]) & (centres[None] < xy[:, 1, None] + ds)  # (N, G)
+            cover_x = (centres[None] >= xy[:, 0, None]) & (centres[None] < xy[:, 0, None] + ds)
+            n_i, gy_i, gx_i = np.nonzero(cover_y[:, :, None] & cover_x[:, None, :])
+            cell[b_i[n_i], t_i[n_i], gy_i, gx_i] = specs["sprite_digit"][b_i[n_i], s_i[n_i]]
+    video = np.clip(video, 0.0, 1.0)
+    return (video, cell) if labels else video
+
+
+def _split_of(specs: dict) -> str:
+    code = int(specs["noise_seed"][0, 1]) if len(specs["noise_seed"]) else 0
+    return {v: k for k, v in _SPLITS.items()}[code]
+
+
+def make_batch(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "train", frames=None,
+               labels: bool = False) -> dict:
+    """specs + rendered pixels of samples `indices`: video (B, T, H, W), task (B,), answer (B,) ..."""
+    specs = sample_specs(cfg, indices, seed=seed, split=split)
+    out = render(cfg, specs, frames, labels=labels)
+    batch = {"task": specs["task"], "answer": specs["answer"]}
+    if labels:
+        batch["video"], batch["cell_labels"] = out
+    else:
+        batch["video"] = out
+    return batch
+
+
+def answer_word(task: int | str, answer: int) -> str:
+    """The answer word of a (task, class id) pair: digit / count words, or a motion name."""
+    name = TASKS[task] if isinstance(task, (int, np.integer)) else task
+    if name == "motion":
+        return MOTIONS[answer]
+    return DIGIT_WORDS[answer]
+
+
+def question(task: int | str) -> str:
+    return QUESTIONS[TASKS[task] if isinstance(task, (int, np.integer)) else task]

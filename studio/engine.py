@@ -1,0 +1,252 @@
+"""Train one (T, M, strategy, task mix, seed) cell of the visual-context study and return its metrics.
+
+    metrics = train_cell({"frames": 4, "tokens_per_frame": 16, "seed": 1}, run_dir)
+
+`train_cell` is what `studio.sweep` calls for every cell. What it does, in order:
+1. the frame encoder (pretrained once, cached by config hash, frozen) encodes a fixed bank of videos
+   (train videos from train digit images, val videos from the disjoint test images), also cached;
+2. a VideoLM (frame selector -> token selector -> projector -> small Llama) is trained with Lightning's
+   Trainer as is (accelerator/devices/strategy/num_nodes from the config) for `steps` batches;
+3. the whole val bank is evaluated once at the end: val_loss (answer cross-entropy), val_acc, per task.
+Same config -> same metrics: batches are a pure function of (seed, batch number), the model is seeded.
+No checkpoint is written: a cell trains in seconds to a minute on a CPU, so a killed cell is redone
+(the sweep keeps finished cells).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.data.video import TASKS, VideoConfig
+from studio.data.vocab import answer_ids, build_tokenizer, question_table
+from studio.models.frame_encoder import EncoderConfig, feature_bank
+from studio.models.selection import FrameSelector, TokenSelector
+from studio.models.video_lm import OptimConfig, Projector, VideoLM, build_llama
+from studio.repro import seed_everything
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One cell. Flat, JSON-able; `tasks` is a list of task names or a 'a+b' string."""
+
+    # what the LM sees
+    frames: int = 4                  # T frames selected from the raw frames
+    tokens_per_frame: int = 4        # M tokens per selected frame
+    token_strategy: str = "mean"     # mean | sample | attention
+    frame_strategy: str = "uniform"  # uniform | mean | keyframes
+    # workload
+    tasks: tuple[str, ...] = ("retrieval", "spatial")
+    task_weights: tuple[float, ...] | None = None
+    raw_frames: int = 32
+    frame_size: int = 32
+    digit_size: int = 8
+    needle_frames: int = 8
+    distractors: int = 2
+    train_videos: int = 6000         # size of the fixed bank of training videos (features cached)
+    val_videos: int = 1024
+    data_seed: int = 0               # which videos are in the banks
+    # frame encoder (pretrained once per value of these, frozen)
+    encoder_steps: int = 1200
+    encoder_seed: int = 0
+    # model and optimisation
+    seed: int = 0                    # model init and batch order
+    steps: int = 1000
+    batch_size: int = 64
+    width: int = 64
+    layers: int = 2
+    heads: int = 4
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    # trainer
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    progress: bool = False
+    val_batch_size: int = 256
+    threads: int = 1                 # torch CPU threads for this run (0: leave as is); 1 avoids the
+                                     # oversubscription that made steps 7x slower on a busy 2-core box
+    trainer: dict | None = None      # a sweep's `trainer:` block; its keys override the five above
+
+    TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
+
+    def __post_init__(self):
+        tasks = self.tasks.split("+") if isinstance(self.tasks, str) else list(self.tasks)
+        object.__setattr__(self, "tasks", tuple(tasks))
+        if self.task_weights is not None:
+            object.__setattr__(self, "task_weights", tuple(float(w) for w in self.task_weights))
+        if self.trainer:
+            bad = sorted(set(self.trainer) - set(self.TRAINER_KEYS))
+            if bad:
+                raise ValueError(f"unknown trainer keys {bad}; valid: {list(self.TRAINER_KEYS)}")
+            for k, v in self.trainer.items():
+                object.__setattr__(self, k, v)
+        for name in ("frames", "tokens_per_frame", "steps", "batch_size", "width", "layers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CellConfig":
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - valid)
+        if unknown:
+            raise ValueError(f"unknown cell config keys {unknown}; valid: {sorted(valid)}")
+        return cls(**d)
+
+    def video(self) -> VideoConfig:
+        return VideoConfig(frames=self.raw_frames, size=self.frame_size, digit_size=self.digit_size,
+                           needle_frames=self.needle_frames, distractors=self.distractors,
+                           tasks=self.tasks, task_weights=self.task_weights)
+
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(size=self.frame_size, digit_size=self.digit_size, steps=self.encoder_steps,
+                             seed=self.encoder_seed)
+
+
+def default_cell_config() -> dict:
+    """The defaults as a flat JSON-able dict (lists, not tuples)."""
+    d = asdict(CellConfig())
+    d["tasks"] = list(d["tasks"])
+    return d
+
+
+class _TrainBatches(torch.utils.data.Dataset):
+    """Item i = training batch number i: a pure function of (seed, i), sharded across DDP ranks."""
+
+    def __init__(self, bank: dict, answer: np.ndarray, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 frames: np.ndarray | None = None):
+        self.bank, self.answer, self.B, self.seed, self.frames = bank, answer, batch_size, seed, frames
+        self.rank, self.world, self.N = rank, world, len(bank["task"])
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.N)}
+        return self._perms[epoch]
+
+    def __len__(self):
+        return 1 << 40
+
+    def __getitem__(self, i: int) -> dict:
+        per_epoch = self.N // self.B
+        idx = self._perm(i // per_epoch)[(i % per_epoch) * self.B:(i % per_epoch + 1) * self.B]
+        idx = np.sort(idx[self.rank::self.world])  # sorted reads are faster on the memmap
+        return _to_batch(self.bank, self.answer, idx, self.frames)
+
+
+class _ValBatches(torch.utils.data.Dataset):
+    def __init__(self, bank: dict, answer: np.ndarray, batch_size: int, rank: int = 0, world: int = 1,
+                 frames: np.ndarray | None = None):
+        idx = np.arange(len(bank["task"]))[rank::world]
+        self.chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        self.bank, self.answer, self.frames = bank, answer, frames
+
+    def __len__(self):
+        return len(self.chunks)
+
+    def __getitem__(self, i: int) -> dict:
+        return _to_batch(self.bank, self.answer, self.chunks[i], self.frames)
+
+
+def _to_batch(bank: dict, answer: np.ndarray, idx: np.ndarray, frames: np.ndarray | None = None) -> dict:
+    """features (B, F or T, P, C) float16 (cast in the model); with `frames`, only those raw frames are
+    read -- for uniform frame sampling the selector then has nothing left to do (see FrameSelector)."""
+    feats = bank["features"][idx] if frames is None else bank["features"][idx[:, None], frames[None, :]]
+    return {"features": torch.from_numpy(np.ascontiguousarray(feats)),
+            "task": torch.from_numpy(bank["task"][idx]), "answer_id": torch.from_numpy(answer[idx])}
+
+
+def build_module(cfg: CellConfig, feature_dim: int, grid: int) -> VideoLM:
+    """The VideoLM of a cell (selectors, projector, Llama), seeded by the caller."""
+    tok = build_tokenizer()
+    vocab = tok.get_vocab()
+    T, M = int(cfg.frames), int(cfg.tokens_per_frame)
+    return VideoLM(
+        frame_selector=FrameSelector(cfg.frame_strategy, T, cfg.raw_frames),
+        token_selector=TokenSelector(cfg.token_strategy, M, grid, feature_dim),
+        projector=Projector(feature_dim, cfg.width, T, M),
+        lm=build_llama(len(vocab), cfg.width, cfg.layers, cfg.heads),
+        questions=torch.from_numpy(question_table()),
+        ids={"bos": vocab["<bos>"], "answer": vocab["answer"]},
+        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup=cfg.warmup, steps=cfg.steps),
+        tasks=cfg.tasks,
+    )
+
+
+def uniform_frames(cfg: CellConfig) -> np.ndarray | None:
+    """The raw frames uniform sampling keeps (read only those from the bank), None for other strategies."""
+    if cfg.frame_strategy != "uniform":
+        return None
+    return FrameSelector("uniform", int(cfg.frames), cfg.raw_frames).centres.numpy()
+
+
+def _datamodule(cfg: CellConfig, bank: dict):
+    import lightning as L
+
+    class BankData(L.LightningDataModule):
+        def setup(self, stage=None):
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+            if cfg.batch_size % world:
+                raise ValueError(f"batch_size {cfg.batch_size} must divide over {world} processes")
+            ans = {s: answer_ids(bank[s]["task"], bank[s]["answer"]) for s in ("train", "val")}
+            frames = uniform_frames(cfg)
+            self.train_set = _TrainBatches(bank["train"], ans["train"], cfg.batch_size, cfg.seed, rank, world, frames)
+            self.val_set = _ValBatches(bank["val"], ans["val"], cfg.val_batch_size, rank, world, frames)
+
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(self.train_set, batch_size=None, sampler=range(cfg.steps))
+
+        def val_dataloader(self):
+            return torch.utils.data.DataLoader(self.val_set, batch_size=None, shuffle=False)
+
+    return BankData()
+
+
+def train_cell(config: dict, run_dir: Path) -> dict:
+    """Train one cell and return flat metrics (val_loss, val_acc, val_acc_<task>, train_time_s, ...)."""
+    import lightning as L
+
+    cfg = CellConfig.from_dict(dict(config))
+    if not cfg.progress:  # a sweep of many cells: no "GPU available" banners per cell
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    vcfg, ecfg = cfg.video(), cfg.encoder()
+    bank = feature_bank(ecfg, vcfg, cfg.train_videos, cfg.val_videos, cfg.data_seed)
+    seed_everything(cfg.seed)
+    module = build_module(cfg, ecfg.feature_dim, ecfg.grid)
+    n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, num_nodes=cfg.num_nodes,
+        precision=cfg.precision, max_steps=cfg.steps, max_epochs=1, check_val_every_n_epoch=2,
+        num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=cfg.progress, enable_model_summary=False, deterministic=True,
+        use_distributed_sampler=False, default_root_dir=str(run_dir), log_every_n_steps=50,
+    )
+    t0 = time.perf_counter()
+    data = _datamodule(cfg, bank)
+    trainer.fit(module, datamodule=data)  # no validation inside fit ...
+    train_time = time.perf_counter() - t0
+    train_loss = trainer.callback_metrics.get("train/loss")  # the last step's loss (validate resets these)
+    trainer.validate(module, datamodule=data, verbose=False)   # ... one pass over the val bank at the end
+    m = module.val_metrics
+    out = {"val_loss": m["val/loss"], "val_acc": m["val/acc"]}
+    for task in cfg.tasks:
+        out[f"val_acc_{task}"] = m.get(f"val/acc_{task}", float("nan"))
+        out[f"val_loss_{task}"] = m.get(f"val/loss_{task}", float("nan"))
+    out.update({"train_loss": float(train_loss) if train_loss is not None else float("nan"),
+                "train_time_s": round(train_time, 3), "steps": int(trainer.global_step), "n_params": int(n_params),
+                "visual_tokens": int(cfg.frames) * int(cfg.tokens_per_frame),
+                "encoder_acc_digit_cells": float(bank["info"]["encoder"].get("test_acc_digit_cells", float("nan")))})
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}

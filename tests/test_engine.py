@@ -1,0 +1,96 @@
+"""train_cell: refuses unknown keys, same seed -> same metrics, frozen encoder stays frozen in Lightning."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from studio.data.video import make_batch
+from studio.data.vocab import answer_ids
+from studio.engine import CellConfig, build_module, default_cell_config, train_cell
+from studio.models.frame_encoder import EncoderConfig, pretrained_frame_encoder
+
+# A tiny but real cell: its own tiny encoder (cached after the first run) and a small bank.
+TINY = dict(encoder_steps=15, train_videos=128, val_videos=64, steps=12, batch_size=32, width=32, heads=2,
+            frames=4, tokens_per_frame=4, tasks=["retrieval", "spatial", "motion"])
+
+
+def _untimed(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "train_time_s"}
+
+
+def test_defaults_and_unknown_keys():
+    d = default_cell_config()
+    assert d["frames"] >= 1 and d["token_strategy"] == "mean" and isinstance(d["tasks"], list)
+    with pytest.raises(ValueError, match="framez"):
+        CellConfig.from_dict({**d, "framez": 3})
+    with pytest.raises(ValueError, match="unknown trainer keys"):
+        CellConfig.from_dict({"trainer": {"gpus": 2}})
+    assert CellConfig.from_dict({"tasks": "retrieval+counting"}).tasks == ("retrieval", "counting")
+
+
+@pytest.mark.slow
+def test_train_cell_is_deterministic(tmp_path):
+    a = train_cell(TINY, tmp_path / "a")
+    b = train_cell(TINY, tmp_path / "b")
+    assert _untimed(a) == _untimed(b)
+    assert a["steps"] == TINY["steps"] and a["n_params"] > 0 and a["visual_tokens"] == 16
+    for task in TINY["tasks"]:
+        assert 0.0 <= a[f"val_acc_{task}"] <= 1.0
+    assert math.isfinite(a["val_loss"]) and a["train_time_s"] > 0
+    c = train_cell({**TINY, "seed": 1}, tmp_path / "c")
+    assert c["val_loss"] != a["val_loss"]
+
+
+@pytest.mark.slow
+def test_frozen_encoder_stays_frozen_under_lightning(tmp_path):
+    import lightning as L
+
+    enc = pretrained_frame_encoder(EncoderConfig(steps=15))
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    cfg = CellConfig.from_dict({**TINY, "steps": 3})
+    module = build_module(cfg, EncoderConfig().feature_dim, EncoderConfig().grid)
+    module.encoder = enc
+    vcfg = cfg.video()
+    batches = []
+    for i in range(3):
+        b = make_batch(vcfg, range(8 * i, 8 * i + 8), frames=None)
+        batches.append({"video": torch.from_numpy(b["video"]), "task": torch.from_numpy(b["task"]),
+                        "answer_id": torch.from_numpy(answer_ids(b["task"], b["answer"]))})
+    trainer = L.Trainer(accelerator="auto", max_steps=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(module, torch.utils.data.DataLoader(batches, batch_size=None))
+    assert trainer.global_step == 3
+    after = enc.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), f"encoder {k} changed under Lightning"
+    assert not any(m.training for m in enc.module.modules())  # every BatchNorm stayed in eval mode
+    assert all(p.grad is None and not p.requires_grad for p in enc.parameters())
+    assert any(p.grad is not None for p in module.lm.parameters())  # the LM did train
+
+
+def test_budget_line_analysis_finds_the_interior_optimum():
+    import pandas as pd
+
+    from studio import visual_context as vc
+
+    rows = []
+    for seed in (0, 1):
+        for T in (1, 2, 4, 8, 16):
+            for M in (1, 4, 16):
+                loss = 1.0 / T + 0.5 / M + 0.1 * (T >= 8) + 0.01 * seed  # frames help until T = 4
+                rows.append({"frames": T, "tokens_per_frame": M, "token_strategy": "mean", "frame_strategy": "uniform",
+                             "seed": seed, "val_loss": loss, "val_acc": 0.5, "val_acc_retrieval": 0.5,
+                             "train_time_s": 1.0})
+        rows.append({**rows[-1], "frames": 4, "tokens_per_frame": 4, "token_strategy": "sample", "val_loss": 9.0})
+    table = vc.results_table(pd.DataFrame(rows))
+    lines = vc.budget_lines(table)
+    line16 = lines[lines["budget"] == 16]
+    assert sorted(line16["frames"]) == [1, 4, 16]
+    assert line16[line16["best"]]["frames"].item() == 4 and line16["interior"].all()
+    pairs = vc.frames_vs_tokens(table)
+    assert 0 < pairs["frames_won"].sum() < len(pairs)
+    assert "agrees" in vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample"))
+    assert vc.surface(table).loc[4, 4] == pytest.approx(0.25 + 0.125 + 0.005)
