@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from studio.data.video import TASKS, VideoConfig
+from studio.config import from_dict
+from studio.data.video import VideoConfig
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
 from studio.models.frame_encoder import EncoderConfig, feature_bank
 from studio.models.selection import FrameSelector, TokenSelector
@@ -94,11 +95,7 @@ class CellConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CellConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - valid)
-        if unknown:
-            raise ValueError(f"unknown cell config keys {unknown}; valid: {sorted(valid)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
     def video(self) -> VideoConfig:
         return VideoConfig(frames=self.raw_frames, size=self.frame_size, digit_size=self.digit_size,

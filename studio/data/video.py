@@ -19,11 +19,12 @@ T. `render(..., labels=True)` also returns, per frame, which digit (or none) cov
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from studio.config import from_dict
 from studio.data.digits import split_digits
 
 TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
@@ -81,11 +82,7 @@ class VideoConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "VideoConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - valid)
-        if unknown:
-            raise ValueError(f"unknown VideoConfig keys {unknown}; valid: {sorted(valid)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from studio import paths
+from studio.config import from_dict
 from studio.data.video import NONE_LABEL, TASKS, VideoConfig, make_batch
 from studio.models.pretrained import cached_pretrained
 from studio.repro import stable_hash
@@ -50,11 +51,7 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EncoderConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - valid)
-        if unknown:
-            raise ValueError(f"unknown EncoderConfig keys {unknown}; valid: {sorted(valid)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
 
 def _block(cin, cout, stride):
