@@ -14,12 +14,10 @@ fresh videos and encoding them), and peak memory.
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import resource
 import time
 
-import numpy as np
 import torch
 
 

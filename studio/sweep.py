@@ -81,7 +81,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import yaml
 

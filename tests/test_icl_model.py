@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.models.icl_model import (VOCAB, EpisodeConfig, EpisodeSampler, NetConfig, accuracy, as_predictor,
+from studio.models.icl_model import (VOCAB, EpisodeConfig, EpisodeSampler, NetConfig, as_predictor,
                                      build_net, eval_batch, icl_eval_config, tensor_reliance, train_icl)
 from studio.symdpo import dpo_loss
 
