@@ -23,13 +23,14 @@ The result is long: one row per (arm, seed, space, layer, pool, metric) with `va
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
 from studio import gap
+from studio.config import from_dict
 from studio.data import scenes as S
 from studio.models import captioner as C
 
@@ -52,15 +53,11 @@ class AblationConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "AblationConfig":
         values = dict(values or {})
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ValueError(f"unknown AblationConfig key(s) {unknown}; valid: {sorted(valid)}")
-        if "arm" in values.get("captioner", {}):
+        if "arm" in (values.get("captioner") or {}):
             raise ValueError("captioner.arm is set by run_ablation's arms; leave it out of the config")
-        cfg = cls(**values)
-        C._checked(C.EncoderConfig, cfg.encoder)
-        C._checked(C.CaptionerConfig, cfg.captioner)
+        cfg = from_dict(cls, values)
+        from_dict(C.EncoderConfig, cfg.encoder)
+        from_dict(C.CaptionerConfig, cfg.captioner)
         return cfg
 
 
@@ -283,7 +280,7 @@ def verdict(df: pd.DataFrame, separated: float = 0.75) -> dict:
         f"Modality gap at the last layer's EOS (seed mean): {fmt(g)}. "
         + ("It shrinks with contrastive learning, as HACL reports. " if out["gap_shrinks"] else
            "It does NOT shrink with contrastive learning in this run, unlike HACL's figure. ")
-        + f"Share of held-out clips whose own caption is closer to the clip than its one-word hallucination "
+        + "Share of held-out clips whose own caption is closer to the clip than its one-word hallucination "
         + f"(0.5 = entangled; separated means >= {separated}), where the contrastive loss acts "
         + f"(heads; last-layer EOS for the LM-only arm): {fmt(f)}; on the last-layer EOS states: {fmt(f_hidden)}. "
         + ("Only HACL separates hallucinated from faithful captions, as the paper claims."

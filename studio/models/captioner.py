@@ -24,7 +24,7 @@ import logging
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import lightning as L
 import numpy as np
@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.config import from_dict
 from studio.data import scenes as S
 from studio.models.pretrained import cached_pretrained
 
@@ -39,14 +40,6 @@ ARMS = ("lm", "contrastive", "hacl")
 N_VISUAL = S.FRAMES * S.GRID * S.GRID  # visual tokens per clip: one per cell per frame
 
 
-def _checked(cls, values: dict | None):
-    """Build dataclass `cls` from a dict, refusing unknown keys loudly."""
-    values = dict(values or {})
-    valid = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid: {sorted(valid)}")
-    return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -98,12 +91,12 @@ class CellEncoder(nn.Module):
 
 
 def build_encoder(config: dict) -> CellEncoder:
-    return CellEncoder(_checked(EncoderConfig, config))
+    return CellEncoder(from_dict(EncoderConfig, config))
 
 
 def pretrain_encoder(model: CellEncoder, config: dict) -> dict:
     """Train the cell encoder to name each cell's object and colour; return held-out accuracies."""
-    cfg = _checked(EncoderConfig, config)
+    cfg = from_dict(EncoderConfig, config)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -137,7 +130,7 @@ def pretrain_encoder(model: CellEncoder, config: dict) -> dict:
 
 def scene_encoder(config: dict | None = None, log=print) -> nn.Module:
     """The frozen, pretrained cell encoder for `config` (cached by its hash)."""
-    cfg = asdict(_checked(EncoderConfig, config))
+    cfg = asdict(from_dict(EncoderConfig, config))
     return cached_pretrained("scene-cells", cfg, build=build_encoder, train=pretrain_encoder, log=log)
 
 
@@ -197,7 +190,7 @@ class Captioner(L.LightningModule):
 
     def __init__(self, config: CaptionerConfig | dict, feature_dim: int):
         super().__init__()
-        cfg = config if isinstance(config, CaptionerConfig) else _checked(CaptionerConfig, config)
+        cfg = config if isinstance(config, CaptionerConfig) else from_dict(CaptionerConfig, config)
         self.cfg = cfg
         self.save_hyperparameters({"config": asdict(cfg), "feature_dim": feature_dim})
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -392,7 +385,7 @@ def cpu_threads(n: int | None):
 def _fit(config, train, val, *, seed, progress):
     from studio.repro import seed_everything
 
-    cfg = config if isinstance(config, CaptionerConfig) else _checked(CaptionerConfig, config)
+    cfg = config if isinstance(config, CaptionerConfig) else from_dict(CaptionerConfig, config)
     seed_everything(seed)
     model = Captioner(cfg, feature_dim=train[0].shape[-1])
     ds = torch.utils.data.TensorDataset(*train)
