@@ -206,6 +206,7 @@ def publish(result: RunResult, manifest: dict) -> dict:
     outputs = _outputs(result)
     git = result.provenance.get("git", {})
     notebook = result.provenance["notebook"]
+    paths.FIGURES.mkdir(parents=True, exist_ok=True)  # a fresh clone may have no figures/ yet
     # Figures this notebook made before but no longer makes are removed with their entries.
     for name, entry in list(manifest.items()):
         if entry.get("notebook") == notebook and name not in outputs:

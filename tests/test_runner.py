@@ -13,8 +13,8 @@ from studio.repro import sha256_file
 def project(tmp_path, monkeypatch):
     """A throwaway project: the real quickstart notebook and profiles, runs and figures in tmp_path."""
     nb_dir, exp_dir, fig_dir = tmp_path / "notebooks", tmp_path / "experiments", tmp_path / "figures"
-    for d in (nb_dir, exp_dir, fig_dir):
-        d.mkdir()
+    for d in (nb_dir, exp_dir):
+        d.mkdir()  # no figures/: a fresh clone may not have one
     (nb_dir / "quickstart.ipynb").write_bytes((paths.NOTEBOOKS / "quickstart.ipynb").read_bytes())
     (exp_dir / "quickstart.yaml").write_bytes((paths.EXPERIMENTS / "quickstart.yaml").read_bytes())
     monkeypatch.setattr(paths, "NOTEBOOKS", nb_dir)
