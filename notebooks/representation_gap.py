@@ -190,9 +190,9 @@ save_figure(fig, "representation_gap_hallucination", pd.concat([out_rows, by_typ
 # loss acts (the projection heads; the last-layer EOS state for the LM-only arm, which has none), HACL
 # puts the faithful caption closer in at least 75 % of held-out clips while neither other arm does.
 # A probe on captions alone (without the image) cannot tell faithful from hallucinated here by
-# construction (every caption is plausible; only the image makes one false), which the table shows:
-# it even lands below 0.5, because each held-out caption's near-identical twin (one word changed) sits
-# in the probe's training folds with the opposite label.
+# construction (every caption is plausible; only the image makes one false), so the table should show
+# it near 0.5. Its folds keep each caption with its one-word twin (`paired=True`): split across folds,
+# the twins with opposite labels would push the probe below chance.
 
 # %%
 v = hacl.verdict(results)

@@ -197,17 +197,22 @@ def mutual_knn(X, Y, k: int = 10) -> float:
 # --- linear-probe separability ------------------------------------------------------------------------
 
 @_duplicate_sensitive
-def probe_separability(A, B, seed: int = 0, *, folds: int = 5, C: float = 1.0) -> dict[str, float]:
+def probe_separability(A, B, seed: int = 0, *, folds: int = 5, C: float = 1.0,
+                       paired: bool = False) -> dict[str, float]:
     """How well a logistic-regression probe tells rows of A from rows of B, on held-out rows.
 
     (n, d), (m, d) -> dict with `accuracy`, `auc` (both from out-of-fold predictions of a stratified
     `folds`-fold cross-validation, so every row is scored by a probe that never saw it), `balanced`
     (class-balanced accuracy) and `n`. Features are standardised inside each fold. 0.5 = inseparable,
     1 = linearly separable. Used for visual vs text tokens and for faithful vs hallucinated captions.
+
+    paired=True (n == m): A[i] and B[i] are twins (a caption and its one-word hallucination) and go
+    to the same fold. Otherwise a held-out caption's twin sits in the training folds with the
+    opposite label, and near-duplicates with opposite labels push accuracy below chance.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -219,8 +224,12 @@ def probe_separability(A, B, seed: int = 0, *, folds: int = 5, C: float = 1.0) -
     folds = min(folds, len(a), len(b))
     if folds < 2:
         raise ValueError("probe_separability needs at least 2 rows in each of A and B")
+    if paired and len(a) != len(b):
+        raise ValueError(f"paired=True needs as many rows in A as in B: {len(a)} != {len(b)}")
+    groups = np.r_[np.arange(len(a)), np.arange(len(b))] if paired else None
+    splitter = (StratifiedGroupKFold if paired else StratifiedKFold)(folds, shuffle=True, random_state=seed)
     score = np.empty(len(y))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+    for train, test in splitter.split(x, y, groups):
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
         probe.fit(x[train], y[train])
         score[test] = probe.decision_function(x[test])

@@ -153,7 +153,7 @@ def measure(model: C.Captioner, data: dict, config: AblationConfig, seed: int = 
             add("hidden", layer, pool, "matched_cosine", gap.matched_cosine(v, t))
             if layer == n_layers - 1:
                 # captions alone, without the image: expected near 0.5 whatever the training
-                add("hidden", layer, pool, "fh_probe", gap.probe_separability(t, h, seed=seed)["accuracy"])
+                add("hidden", layer, pool, "fh_probe", gap.probe_separability(t, h, seed=seed, paired=True)["accuracy"])
                 for kind in S.HALLUCINATION_TYPES:
                     m = types == kind
                     add("hidden", layer, pool, f"fh_pairwise_{kind}", pairwise_separation(v[m], t[m], h[m]))
@@ -365,6 +365,6 @@ def hf_gap_profile(vlm, n: int = 64, *, seed: int = 0, batch: int = 8, layers=No
         for metric, value in (("gap", gap.modality_gap(v, t)),
                               ("vt_probe", gap.probe_separability(v, t, seed=seed)["accuracy"]),
                               ("fh_pairwise", pairwise_separation(v, t, h)),
-                              ("fh_probe", gap.probe_separability(t, h, seed=seed)["accuracy"])):
+                              ("fh_probe", gap.probe_separability(t, h, seed=seed, paired=True)["accuracy"])):
             rows.append({"layer": depth, "module": name, "metric": metric, "value": float(value)})
     return pd.DataFrame(rows)

@@ -91,6 +91,18 @@ def test_probe_separability():
     assert gap.probe_separability(a, b, seed=0) == sep  # same seed, same numbers
 
 
+def test_paired_probe_keeps_twins_in_one_fold():
+    # Twins (a caption and its near-copy) with no systematic difference: a probe whose folds split
+    # the twins learns "the opposite label of my near-duplicate" and lands far below chance.
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(150, 32))
+    a, b = base + 0.05 * rng.normal(size=base.shape), base + 0.05 * rng.normal(size=base.shape)
+    assert gap.probe_separability(a, b, seed=0)["accuracy"] < 0.4
+    assert 0.4 < gap.probe_separability(a, b, seed=0, paired=True)["accuracy"] < 0.6
+    with pytest.raises(ValueError, match="paired=True"):
+        gap.probe_separability(a, b[:-1], paired=True)
+
+
 def test_bootstrap_interval():
     v, t = _cloud(80, 8, offset=1), _cloud(80, 8, seed=1, offset=-1)
     est, lo, hi = gap.bootstrap(gap.modality_gap, v, t, n=200, seed=0)
