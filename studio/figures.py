@@ -25,6 +25,10 @@ COLUMN_WIDTH = 3.4  # inches: one column of a two-column paper
 PAGE_WIDTH = 7.0
 CSV_FLOAT_FORMAT = "%.6g"  # rounding keeps the byte-for-byte check robust to last-bit noise
 INDEX_FILE = "figures.json"
+# Wall-clock columns differ from run to run on the same seed. They stay in provenance.json and in a
+# sweep's results.csv; figure data leaves them out so that `studio figures --check` compares only
+# what was computed.
+WALL_CLOCK_COLUMNS = ("seconds", "wall_s", "train_time_s", "pretrain_seconds", "wall_time_s")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
@@ -65,6 +69,9 @@ class Saved(dict):
 def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None) -> dict:
     """Save `fig` as NAME.png and NAME.pdf and `data` (what the figure shows) as NAME.csv.
 
+    Wall-clock columns (WALL_CLOCK_COLUMNS) are left out of the CSV: the same seed must give the
+    same bytes.
+
     `caption` is one sentence on what the figure shows; it goes into the MANIFEST and the README
     gallery. Returns the paths written.
     """
@@ -82,7 +89,7 @@ def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_di
     # No timestamps in the files: the same data gives the same bytes.
     fig.savefig(written["png"], metadata={"Software": None})
     fig.savefig(written["pdf"], metadata={"CreationDate": None, "ModDate": None, "Producer": None})
-    atomic_write_text(written["csv"], data.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"))
+    atomic_write_text(written["csv"], _csv(data))
     _record(out, name, caption, kind="figure")
     return written
 
@@ -94,9 +101,15 @@ def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None
     out = Path(out_dir) if out_dir is not None else paths.figure_output_dir()
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.csv"
-    atomic_write_text(path, data.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"))
+    atomic_write_text(path, _csv(data))
     _record(out, name, caption, kind="table")
     return path
+
+
+def _csv(data: pd.DataFrame) -> str:
+    """The bytes of a figure's data: wall-clock columns dropped, floats rounded, fixed line ends."""
+    data = data.drop(columns=[c for c in WALL_CLOCK_COLUMNS if c in data.columns])
+    return data.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
 
 
 def _record(out: Path, name: str, caption: str, kind: str) -> None:
