@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from itertools import product
 
@@ -21,8 +20,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from studio import scaling as sc  # noqa: E402
+from studio import scaling as sc
 
 DELTA = 1e-3
 
