@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import lightning as L
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.config import from_dict
+from studio.repro import cpu_threads
 from studio.data import scenes as S
 from studio.models.pretrained import cached_pretrained
 
@@ -365,21 +365,6 @@ def fit_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, s
         return _fit(config, train, val, seed=seed, progress=progress)
 
 
-@contextmanager
-def cpu_threads(n: int | None):
-    """Limit torch's and the BLAS libraries' CPU threads to n inside the block (None: no change)."""
-    if n is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _fit(config, train, val, *, seed, progress):

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from studio.config import from_dict as config
+from studio.repro import cpu_threads
 from studio.data.digits import split_digits
 from studio.models.pretrained import Frozen, cached_pretrained
 
@@ -142,12 +143,8 @@ def _pretrain_encoder(model: DigitEncoder, cfg: dict) -> dict:
         return x, y
     (x, y), (xt, yt) = stack("train"), stack("test")
     opt = torch.optim.Adam(model.parameters(), lr=c.lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small MLP: one thread is faster, and far faster on a shared machine
-    try:
+    with cpu_threads(1):  # a small MLP: one thread is faster, and far faster on a shared machine
         return _pretrain_loop(model, c, opt, g, x, y, xt, yt)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _pretrain_loop(model, c, opt, g, x, y, xt, yt) -> dict:
@@ -520,16 +517,10 @@ def fit(module, stream: torch.utils.data.IterableDataset, steps: int, seed: int 
     trainer = L.Trainer(max_steps=steps, accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=progress, enable_model_summary=False, callbacks=list(callbacks),
                         num_sanity_val_steps=0, limit_val_batches=0, deterministic=False)
-    old_threads = torch.get_num_threads()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        with warnings.catch_warnings():
-            # expected here: no val loader (we evaluate in callbacks), a frozen encoder in eval mode
-            warnings.filterwarnings("ignore", message=r".*(val_dataloader|LeafSpec|eval mode|num_workers).*")
-            trainer.fit(module, train_dataloaders=loader)
-    finally:
-        torch.set_num_threads(old_threads)
+    with cpu_threads(threads or None), warnings.catch_warnings():
+        # expected here: no val loader (we evaluate in callbacks), a frozen encoder in eval mode
+        warnings.filterwarnings("ignore", message=r".*(val_dataloader|LeafSpec|eval mode|num_workers).*")
+        trainer.fit(module, train_dataloaders=loader)
     return module
 
 
