@@ -250,7 +250,8 @@ def verdict(df: pd.DataFrame, separated: float = 0.75) -> dict:
     gap_shrinks: the last-layer EOS gap of both contrastive arms is below the LM-only arm's (seed means).
     only_hacl_separates: in the space the contrastive loss acts on (the heads; the last-layer EOS state
     for the LM-only arm, which has no heads), HACL's faithful>hallucinated share is at least
-    `separated` and above both other arms', and neither other arm reaches `separated`.
+    `separated`, above each other arm's on every seed (a paired comparison: a win inside the seed
+    spread is not a win), and neither other arm reaches `separated`.
     The same test on the last-layer EOS states of every arm is reported as only_hacl_separates_hidden.
     Returns the booleans, the numbers they rest on and a one-paragraph text.
     """
@@ -261,6 +262,12 @@ def verdict(df: pd.DataFrame, separated: float = 0.75) -> dict:
     g = {a: float(hid.get(("gap", a), np.nan)) for a in arms}
     f_hidden = {a: float(hid.get(("fh_pairwise", a), np.nan)) for a in arms}
     f = {a: float(head.get(("fh_pairwise", a), f_hidden[a])) for a in arms}
+    # per-seed values of the same quantities, for the paired every-seed comparison
+    hid_seed = df[(df.space == "hidden") & (df.layer == top) & (df.pool == "eos") & (df.metric == "fh_pairwise")]
+    head_seed = df[(df.space == "head") & (df.metric == "fh_pairwise")]
+    f_seed_hidden = {a: hid_seed[hid_seed.arm == a].groupby("seed")["value"].mean() for a in arms}
+    f_seed = {a: (head_seed[head_seed.arm == a].groupby("seed")["value"].mean()
+                  if (head_seed.arm == a).any() else f_seed_hidden[a]) for a in arms}
     out = {"gap": g, "fh_pairwise": f, "fh_pairwise_hidden": f_hidden, "threshold": separated}
     if not {"lm", "hacl"} <= set(arms):
         out.update(gap_shrinks=None, only_hacl_separates=None, only_hacl_separates_hidden=None,
@@ -269,19 +276,25 @@ def verdict(df: pd.DataFrame, separated: float = 0.75) -> dict:
     contrastive = [a for a in ("contrastive", "hacl") if a in arms]
     others = [a for a in arms if a != "hacl"]
 
-    def only_hacl(x):
-        return bool(x["hacl"] >= separated and all(x["hacl"] > x[a] and x[a] < separated for a in others))
+    def beats_every_seed(per_seed, a):
+        diff = (per_seed["hacl"] - per_seed[a]).dropna()
+        return bool(len(diff) and (diff > 0).all())
+
+    def only_hacl(x, per_seed):
+        return bool(x["hacl"] >= separated and all(
+            beats_every_seed(per_seed, a) and x[a] < separated for a in others))
 
     out["gap_shrinks"] = bool(all(g[a] < g["lm"] for a in contrastive))
-    out["only_hacl_separates"] = only_hacl(f)
-    out["only_hacl_separates_hidden"] = only_hacl(f_hidden)
+    out["only_hacl_separates"] = only_hacl(f, f_seed)
+    out["only_hacl_separates_hidden"] = only_hacl(f_hidden, f_seed_hidden)
     fmt = lambda d: ", ".join(f"{ARM_LABELS[a]} {d[a]:.3f}" for a in arms)  # noqa: E731
     out["text"] = (
         f"Modality gap at the last layer's EOS (seed mean): {fmt(g)}. "
         + ("It shrinks with contrastive learning, as HACL reports. " if out["gap_shrinks"] else
            "It does NOT shrink with contrastive learning in this run, unlike HACL's figure. ")
         + "Share of held-out clips whose own caption is closer to the clip than its one-word hallucination "
-        + f"(0.5 = entangled; separated means >= {separated}), where the contrastive loss acts "
+        + f"(0.5 = entangled; separated means >= {separated} and ahead of the other arms on every seed), "
+        + "where the contrastive loss acts "
         + f"(heads; last-layer EOS for the LM-only arm): {fmt(f)}; on the last-layer EOS states: {fmt(f_hidden)}. "
         + ("Only HACL separates hallucinated from faithful captions, as the paper claims."
            if out["only_hacl_separates"] else

@@ -145,3 +145,24 @@ def test_hf_gap_profile_on_a_tiny_llava():
     assert sorted(rows.layer.unique()) == list(range(vlm.num_layers))
     gaps = rows[rows.metric == "gap"].value
     assert ((gaps >= 0) & (gaps <= 2)).all()
+
+
+def _verdict_frame(hacl_heads, contrastive_heads):
+    rows = []
+    for arm, gap_value in (("lm", 0.9), ("contrastive", 0.4), ("hacl", 0.4)):
+        for seed in range(3):
+            rows.append(dict(arm=arm, seed=seed, space="hidden", layer=2, pool="eos", metric="gap", value=gap_value))
+            rows.append(dict(arm=arm, seed=seed, space="hidden", layer=2, pool="eos", metric="fh_pairwise", value=0.46))
+    for arm, values in (("contrastive", contrastive_heads), ("hacl", hacl_heads)):
+        for seed, v in enumerate(values):
+            rows.append(dict(arm=arm, seed=seed, space="head", layer=-1, pool="eos", metric="fh_pairwise", value=v))
+    return pd.DataFrame(rows)
+
+
+def test_verdict_needs_hacl_ahead_on_every_seed():
+    ahead = hacl.verdict(_verdict_frame([0.80, 0.78, 0.79], [0.70, 0.72, 0.71]))
+    assert ahead["gap_shrinks"] and ahead["only_hacl_separates"]
+    # mean above the threshold and above contrastive's mean, but behind it on one seed: not a win
+    mixed = hacl.verdict(_verdict_frame([0.70, 0.78, 0.78], [0.73, 0.74, 0.75]))
+    assert mixed["fh_pairwise"]["hacl"] >= 0.75 > mixed["fh_pairwise"]["contrastive"]
+    assert not mixed["only_hacl_separates"] and "NOT reproduced" in mixed["text"]
