@@ -228,14 +228,9 @@ def scene_tokenizer():
 
     encode("a red three ...") gives one id per word, without specials; the model adds <bos>/<eos>.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from studio.data.vocab import wordlevel_tokenizer
 
-    vocab = {w: i for i, w in enumerate(vocabulary())}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   unk_token=UNK, additional_special_tokens=[IMAGE])
+    return wordlevel_tokenizer(vocabulary())
 
 
 def encode(captions: list[str]) -> np.ndarray:

@@ -29,18 +29,27 @@ def words() -> list[str]:
     return seen
 
 
-@lru_cache(maxsize=1)
-def build_tokenizer():
-    """PreTrainedTokenizerFast over the closed vocabulary (WordLevel, whitespace pre-tokenizer)."""
+def wordlevel_tokenizer(vocabulary: list[str]):
+    """A transformers PreTrainedTokenizerFast over a closed word list (id = position in the list).
+
+    Built locally with the `tokenizers` library (WordLevel, split on whitespace): nothing to download.
+    The list must contain the specials <pad>, <bos>, <eos>, <unk> and <image>.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {w: i for i, w in enumerate(words())}
+    vocab = {w: i for i, w in enumerate(vocabulary)}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>",
                                    bos_token="<bos>", eos_token="<eos>",
                                    additional_special_tokens=["<image>"])
+
+
+@lru_cache(maxsize=1)
+def build_tokenizer():
+    """The video-QA tokenizer: WordLevel over `words()`."""
+    return wordlevel_tokenizer(words())
 
 
 def question_length() -> int:
