@@ -69,6 +69,16 @@ def cmd_sync(args) -> int:
     return 1 if (args.check and changed) else 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--profile", help="a profile inside the config")
     sw.add_argument("--out", help="output folder (inside the project)")
     sw.add_argument("--launcher", choices=["local", "submitit"], default="local")
+    sw.add_argument("--workers", type=_positive_int, metavar="N",
+                    help="local launcher: runs at once, each in its own process (default: the config's workers, else 1)")
     sw.set_defaults(func=cmd_sweep)
 
     sy = sub.add_parser("sync", help="rewrite notebooks/*.ipynb from their paired py:percent files")

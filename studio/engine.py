@@ -28,7 +28,7 @@ from studio.data.vocab import answer_ids, build_tokenizer, question_table
 from studio.models.frame_encoder import EncoderConfig, feature_bank
 from studio.models.selection import FrameSelector, TokenSelector
 from studio.models.video_lm import OptimConfig, Projector, VideoLM, build_llama
-from studio.repro import seed_everything
+from studio.repro import cpu_threads, seed_everything
 
 
 @dataclass(frozen=True)
@@ -208,14 +208,18 @@ def _datamodule(cfg: CellConfig, bank: dict):
 
 def train_cell(config: dict, run_dir: Path) -> dict:
     """Train one cell and return flat metrics (val_loss, val_acc, val_acc_<task>, train_time_s, ...)."""
-    import lightning as L
-
     cfg = CellConfig.from_dict(dict(config))
     if not cfg.progress:  # a sweep of many cells: no "GPU available" banners per cell
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    # The thread count holds for this cell only (a notebook calling train_cell keeps its own).
+    with cpu_threads(int(cfg.threads) or None):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: CellConfig, run_dir) -> dict:
+    import lightning as L
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     vcfg, ecfg = cfg.video(), cfg.encoder()

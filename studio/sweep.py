@@ -21,6 +21,7 @@ The config file (YAML, read with yaml.safe_load)::
     include:                             # optional; extra cells (merged over base, run for every seed
       - {frames: 3, tokens_per_frame: 3} #   unless they set seed); exclude does not apply to them
     trainer: {accelerator: gpu, devices: 4, strategy: ddp}   # optional; set as config["trainer"]
+    workers: 2                           # optional; local launcher: runs at once, each in its own process
     submitit: {partition: gpu, timeout_min: 60, gpus_per_node: 4, tasks_per_node: 4}  # --launcher submitit
     profiles:                            # each replaces top-level keys; its `base` is deep-merged
       smoke: {grid: {frames: [1, 4], tokens_per_frame: [1, 4]}, seeds: [0], base: {steps: 20}}
@@ -50,7 +51,10 @@ flattened as `trainer.devices`, lists as JSON), the metrics, `wall_s` and `run_k
 records the resolved sweep config, the environment and the git commit of the last invocation.
 
 Launchers: `local` runs in this process, one run after another, with a progress bar (done, skipped,
-failed counts). `submitit` submits one job per pending run (a job array) with submitit.AutoExecutor and
+failed counts); with `workers: N` (or `--workers N`, which wins) it runs up to N at once, each in a
+process of its own (concurrent.futures.ProcessPoolExecutor, spawned), still with one bar. A run's
+result does not depend on which process ran it (tests compare workers 1 and 2). Give each run one CPU
+thread (the visual-context target's `threads: 1`) so that N workers use N cores. `submitit` submits one job per pending run (a job array) with submitit.AutoExecutor and
 the `submitit:` options: submitit's generic options (timeout_min, gpus_per_node, tasks_per_node,
 cpus_per_task, mem_gb, nodes, name, stderr_to_stdout) pass as they are, other unprefixed ones get the
 `slurm_` prefix (partition -> slurm_partition, array_parallelism -> slurm_array_parallelism), and
@@ -89,8 +93,8 @@ from studio import paths
 from studio.repro import atomic_write_text, environment, git_state, seed_everything, stable_hash
 
 TOP_KEYS = ("name", "description", "target", "base", "grid", "seeds", "exclude", "include", "trainer",
-            "submitit", "profiles")
-PROFILE_KEYS = ("target", "base", "grid", "seeds", "exclude", "include", "trainer", "submitit")
+            "submitit", "workers", "profiles")
+PROFILE_KEYS = ("target", "base", "grid", "seeds", "exclude", "include", "trainer", "submitit", "workers")
 LAUNCHERS = ("local", "submitit")
 RUN_FILES = ("config.json", "timing.json", "metrics.json", "error.json")
 # submitit.AutoExecutor's cluster-independent options; anything else unprefixed is a SLURM option.
@@ -129,6 +133,7 @@ class SweepConfig:
     include: list = field(default_factory=list)
     trainer: dict | None = None
     submitit: dict = field(default_factory=dict)
+    workers: int = 1
     description: str = ""
     profile: str | None = None  # the profile applied, None when the file has no profile of that name
     source: str | None = None  # the file it was read from
@@ -247,8 +252,11 @@ def _check(d: dict, profile, source, where) -> SweepConfig:
     submitit = d.get("submitit") or {}
     if not isinstance(submitit, dict):
         raise _bad(f"{where}: submitit must be a mapping of submitit options")
+    workers = d.get("workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise _bad(f"{where}: workers must be an int >= 1 (runs at once with the local launcher), got {workers!r}")
     description = d.get("description") or ""
-    return SweepConfig(name=name, target=target, base=copy.deepcopy(base), grid=copy.deepcopy(grid),
+    return SweepConfig(workers=workers, name=name, target=target, base=copy.deepcopy(base), grid=copy.deepcopy(grid),
                        seeds=list(seeds) if seeds is not None else None, exclude=cells["exclude"],
                        include=cells["include"], trainer=copy.deepcopy(trainer),
                        submitit=copy.deepcopy(submitit), description=str(description), profile=profile,
@@ -445,17 +453,20 @@ def _now() -> str:
 # The sweep
 
 def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike | None = None,
-              launcher: str = "local", progress: bool = True):
+              launcher: str = "local", progress: bool = True, workers: int | None = None):
     """Run every pending run of a sweep and return the results table (a pandas DataFrame).
 
     `config_or_path`: a YAML path, a SweepConfig, or a config mapping. `out`: the output folder, inside
-    the project (default experiments/sweeps/NAME/PROFILE). The DataFrame has one row per finished run in
+    the project (default experiments/sweeps/NAME/PROFILE). `workers`: runs at once with the local
+    launcher (default: the config's `workers`, else 1). The DataFrame has one row per finished run in
     expansion order; `df.attrs` holds out, results_csv, ran, skipped, failed (a list of run keys).
     """
     import pandas as pd
 
     if launcher not in LAUNCHERS:
         raise _bad(f"unknown launcher {launcher!r}; launchers: {', '.join(LAUNCHERS)}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise _bad(f"workers must be an int >= 1, got {workers!r}")
     if isinstance(config_or_path, SweepConfig):
         config = config_or_path
         if profile is not None and profile != config.profile_name:
@@ -490,8 +501,11 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
           f"{len(pending)} to run", file=sys.stderr)
 
     if pending:
-        runner = _run_local if launcher == "local" else _run_submitit
-        results.update(runner(config, pending, out, progress and writer, label, skipped, len(runs)))
+        bar = _Bar(progress and writer, len(runs), skipped, label)
+        if launcher == "submitit":
+            results.update(_run_submitit(config, pending, out, bar))
+        else:
+            results.update(_run_local(config, pending, out, bar, workers or config.workers))
 
     failed = [k for k in keys if results.get(k, {}).get("status") == "failed"]
     rows = []
@@ -526,24 +540,56 @@ def _read_wall_s(run_dir: Path):
         return None
 
 
-def _bar(progress: bool, total: int, initial: int, label: str):
-    from tqdm import tqdm
+class _Bar:
+    """tqdm over runs with done / skipped / failed counts in its postfix."""
 
-    return tqdm(total=total, initial=initial, desc=label, unit="run", disable=not progress,
-                file=sys.stderr, dynamic_ncols=True)
+    def __init__(self, progress: bool, total: int, skipped: int, label: str):
+        from tqdm import tqdm
+
+        self.tqdm = tqdm(total=total, initial=skipped, desc=label, unit="run", disable=not progress,
+                         file=sys.stderr, dynamic_ncols=True)
+        self.label, self.counts = label, {"done": 0, "skipped": skipped, "failed": 0}
+        self.tqdm.set_postfix(self.counts)
+
+    def record(self, result: dict) -> None:
+        self.counts[result["status"]] += 1
+        self.tqdm.set_postfix(self.counts)
+        self.tqdm.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tqdm.close()
 
 
-def _run_local(config: SweepConfig, pending, out: Path, progress: bool, label: str, skipped: int,
-               total: int) -> dict:
-    results, counts = {}, {"done": 0, "skipped": skipped, "failed": 0}
-    with _bar(progress, total, skipped, label) as bar:
-        bar.set_postfix(counts)
-        for key, cfg in pending:
-            r = execute_run(config.target, cfg, out / key, launcher="local")
-            results[key] = r
-            counts[r["status"]] += 1
-            bar.set_postfix(counts)
-            bar.update(1)
+def _run_local(config: SweepConfig, pending, out: Path, bar: _Bar, workers: int = 1) -> dict:
+    """Run the pending runs here (workers == 1) or in `workers` spawned processes, recording each in `bar`."""
+    results = {}
+    with bar:
+        if workers == 1 or len(pending) == 1:
+            for key, cfg in pending:
+                results[key] = execute_run(config.target, cfg, out / key, launcher="local")
+                bar.record(results[key])
+            return results
+        import concurrent.futures as cf
+        import multiprocessing
+
+        # spawn, not fork: a forked child would inherit this process's torch thread pools and locks.
+        pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                                      mp_context=multiprocessing.get_context("spawn"))
+        try:
+            futures = {pool.submit(execute_run, config.target, cfg, str(out / key), "local", 0): key
+                       for key, cfg in pending}
+            for future in cf.as_completed(futures):
+                key = futures[future]
+                try:
+                    results[key] = future.result()
+                except Exception as e:  # the worker process died (killed, out of memory)
+                    results[key] = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+                bar.record(results[key])
+        finally:  # Ctrl-C: drop the runs not started; finished ones are already on disk
+            pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
@@ -563,8 +609,7 @@ def submitit_parameters(options: dict) -> tuple[str | None, dict]:
     return cluster, params
 
 
-def _run_submitit(config: SweepConfig, pending, out: Path, progress: bool, label: str, skipped: int,
-                  total: int) -> dict:
+def _run_submitit(config: SweepConfig, pending, out: Path, bar: _Bar) -> dict:
     import submitit
 
     cluster, params = submitit_parameters(config.submitit)
@@ -577,12 +622,11 @@ def _run_submitit(config: SweepConfig, pending, out: Path, progress: bool, label
     jobs = executor.map_array(_submitit_job, [config.target] * len(pending), [c for _, c in pending],
                               [str(out / k) for k, _ in pending])
     key_of = {id(job): key for job, (key, _) in zip(jobs, pending)}
-    print(f"{label}: submitted {len(jobs)} jobs ({executor.cluster}); logs in "
+    print(f"{bar.label}: submitted {len(jobs)} jobs ({executor.cluster}); logs in "
           f"{paths.relative(out / 'submitit')}", file=sys.stderr)
     poll = 0.2 if executor.cluster in ("local", "debug") else 10.0
-    results, counts = {}, {"done": 0, "skipped": skipped, "failed": 0}
-    with _bar(progress, total, skipped, label) as bar:
-        bar.set_postfix(counts)
+    results = {}
+    with bar:
         for job in submitit.helpers.as_completed(jobs, poll_frequency=poll):
             key = key_of[id(job)]
             try:
@@ -593,9 +637,7 @@ def _run_submitit(config: SweepConfig, pending, out: Path, progress: bool, label
                     atomic_write_text(out / key / "error.json", _json(
                         {"type": type(e).__name__, "message": str(e), "job_id": job.job_id}))
             results[key] = r
-            counts[r["status"]] += 1
-            bar.set_postfix(counts)
-            bar.update(1)
+            bar.record(r)
     return results
 
 
@@ -617,13 +659,14 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 # The command line
 
 def main(args) -> int:
-    """`studio sweep CONFIG.yaml [--profile P] [--out DIR] [--launcher local|submitit]`; 0 ok, 1 failed runs."""
+    """`studio sweep CONFIG.yaml [--profile P] [--out DIR] [--launcher local|submitit] [--workers N]`; 0 ok, 1 failed runs."""
     if not hasattr(args, "config"):  # a list of arguments: go through the real parser
         from studio.cli import main as cli_main
 
         return cli_main(["sweep", *args])
     df = run_sweep(args.config, profile=getattr(args, "profile", None), out=getattr(args, "out", None),
-                   launcher=getattr(args, "launcher", None) or "local", progress=True)
+                   launcher=getattr(args, "launcher", None) or "local", progress=True,
+                   workers=getattr(args, "workers", None))
     a = df.attrs
     print(f"{paths.relative(a['results_csv'])}: {len(df)} rows ({a['ran']} ran, {a['skipped']} skipped, "
           f"{len(a['failed'])} failed)")

@@ -32,7 +32,13 @@ def test_defaults_and_unknown_keys():
 
 @pytest.mark.slow
 def test_train_cell_is_deterministic(tmp_path):
-    a = train_cell(TINY, tmp_path / "a")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = train_cell(TINY, tmp_path / "a")  # threads=1 inside the cell ...
+        assert torch.get_num_threads() == 2   # ... and the caller's count again after it
+    finally:
+        torch.set_num_threads(before)
     b = train_cell(TINY, tmp_path / "b")
     assert _untimed(a) == _untimed(b)
     assert a["steps"] == TINY["steps"] and a["n_params"] > 0 and a["visual_tokens"] == 16

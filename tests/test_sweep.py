@@ -107,6 +107,8 @@ def test_toy_yaml_parses_in_every_profile():
     ({"target": "studio.sweep.toy_target"}, r"target must be 'module:function'"),
     ({"name": "../x"}, r"name must be a folder-safe string"),
     ({"base": {"frames": 4, "lr": "1e-3"}}, r"lr = '1e-3' is a string to YAML; .* 1.0e-3"),
+    ({"workers": 0}, r"workers must be an int >= 1"),
+    ({"profiles": {"smoke": {"workers": "2"}}}, r"profile 'smoke'.*workers must be an int >= 1"),
 ])
 def test_bad_configs_are_refused_with_a_clear_message(change, message):
     with pytest.raises(ParameterError, match=message):
@@ -259,6 +261,25 @@ def test_progress_bar_counts(project, capsys):
     assert "6/6" in err
 
 
+@pytest.mark.slow
+def test_local_workers_run_in_other_processes_with_the_same_results(project, capsys):
+    """workers: 2 spawns two processes; every run gives what the in-process launcher gives."""
+    df = sweep.run_sweep(toy(seeds=[0, 1], workers=2), out="par", progress=True)
+    assert df.attrs["ran"] == 8 and df.attrs["failed"] == []
+    assert "done=8, skipped=0, failed=0" in capsys.readouterr().err
+    pids = {json.loads((project / "par" / k / "timing.json").read_text())["pid"] for k in df.run_key}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    serial = run(toy(seeds=[0, 1]), "ser", workers=1)  # the argument overrides the config's workers
+    pd.testing.assert_frame_equal(df.drop(columns="wall_s"), serial.drop(columns="wall_s"))
+    again = run(toy(seeds=[0, 1], workers=2), "par")
+    assert again.attrs["skipped"] == 8 and again.attrs["ran"] == 0
+    failing = run(toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0}), "fail",
+                  workers=2)
+    assert failing.attrs["ran"] == 1 and len(failing.attrs["failed"]) == 1
+    with pytest.raises(ParameterError, match="workers must be an int >= 1"):
+        run(toy(), "bad", workers=0)
+
+
 def test_a_target_that_cannot_be_imported_is_a_config_error(project):
     with pytest.raises(ParameterError, match="cannot import studio.no_such_module"):
         run(toy(target="studio.no_such_module:train"), "out")
@@ -322,6 +343,9 @@ def test_cli_bad_config_exits_2_with_one_clear_line(project, capsys):
     assert cli.main(["sweep", str(project / "missing.yaml")]) == 2
     assert cli.main(["sweep", str(_write_yaml(project / "ok.yaml", toy())), "--profile", "nope"]) == 2
     assert cli.main(["sweep", str(project / "ok.yaml"), "--out", "/tmp/outside-the-project"]) == 2
+    with pytest.raises(SystemExit) as bad_workers:  # argparse: usage + one error line, exit 2
+        cli.main(["sweep", str(project / "ok.yaml"), "--workers", "0"])
+    assert bad_workers.value.code == 2 and "--workers: expected an int >= 1" in capsys.readouterr().err
     (project / "torn.yaml").write_text("name: [t\n")
     assert cli.main(["sweep", str(project / "torn.yaml")]) == 2
 
