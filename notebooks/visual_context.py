@@ -13,7 +13,8 @@
 # %% tags=["parameters"]
 seed: int = 0                          # seeds the notebook; each cell's seeds come from the sweep config
 sweep_profile: str = "default"         # profile of experiments/sweeps/visual_context.yaml to run or load
-launcher: str = "local"                # "local" (in this process) or "submitit" (SLURM, or its local executor)
+launcher: str = "local"                # "local" (this machine) or "submitit" (SLURM, or its local executor)
+workers: int | None = None             # local launcher: cells trained at once (None: the sweep profile's, 2 by default)
 law: str = "additive"                  # scaling law fitted to the (T, M) surface (see studio.scaling)
 budgets: list[int] = [4, 16, 64, 256, 1024]  # T*M budgets for the optimal-split curve
 min_line_cells: int = 3                # a budget line is drawn when it holds at least this many cells
@@ -28,7 +29,8 @@ from studio.figures import figure, save_figure, save_table
 from studio.sweep import run_sweep
 
 studio.seed_everything(seed)
-runs = run_sweep(paths.SWEEPS / "visual_context.yaml", profile=sweep_profile, launcher=launcher, progress=True)
+runs = run_sweep(paths.SWEEPS / "visual_context.yaml", profile=sweep_profile, launcher=launcher, progress=True,
+                 workers=workers)
 table = vc.results_table(runs)
 tasks = vc.task_names(table)
 save_table(table, "visual_context_results",
@@ -143,8 +145,10 @@ fig, axes = figure(2)
 Ts = np.geomspace(1, 32, 60)
 for k, M in enumerate(sorted(fit_data["tokens_per_frame"].unique())):
     g = fit_data[fit_data["tokens_per_frame"] == M]
-    axes[0].scatter(g["frames"], g["val_loss"], color=f"C{k}", s=12, label=f"M = {M}")
-    axes[0].plot(Ts, fitted.predict({"frames": Ts, "tokens_per_frame": np.full_like(Ts, M)}), color=f"C{k}", lw=1)
+    # line style and marker per M as well as colour: fitted curves of saturated M lie on top of each other
+    axes[0].scatter(g["frames"], g["val_loss"], color=f"C{k}", s=12, marker="osD^v"[k % 5], label=f"M = {M}")
+    axes[0].plot(Ts, fitted.predict({"frames": Ts, "tokens_per_frame": np.full_like(Ts, M)}), color=f"C{k}",
+                 lw=1.2, ls=["-", "--", ":", "-."][k % 4])
 axes[0].set(xscale="log", xlabel="frames T", ylabel="held-out loss", title=f"{law} law fit",
             xticks=sorted(fit_data["frames"].unique()), xticklabels=sorted(fit_data["frames"].unique()))
 axes[0].legend(fontsize=6)

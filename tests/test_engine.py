@@ -49,6 +49,49 @@ def test_train_cell_is_deterministic(tmp_path):
     assert c["val_loss"] != a["val_loss"]
 
 
+class _SimulatedKill(RuntimeError):
+    pass
+
+
+@pytest.mark.slow
+def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_metrics(tmp_path, monkeypatch):
+    from studio import engine
+
+    cfg = {**TINY, "steps": 12, "checkpoint_every": 4}
+    whole = train_cell(cfg, tmp_path / "whole")
+    assert whole["resumed_from_step"] == 0 and not (tmp_path / "whole" / "last.ckpt").exists()
+
+    real = engine._checkpointer
+    saved_at = []
+
+    def dying_checkpointer(*args):  # the process "dies" right after the step-8 checkpoint
+        inner = real(*args)
+
+        class Dying(type(inner)):
+            def on_train_batch_end(self, trainer, module, *rest):
+                super().on_train_batch_end(trainer, module, *rest)
+                if trainer.global_step % 4 == 0:
+                    saved_at.append(trainer.global_step)
+                if trainer.global_step == 9:  # mid-interval: steps 9.. are lost and redone
+                    raise _SimulatedKill("killed after step 9")
+        return Dying()
+
+    monkeypatch.setattr(engine, "_checkpointer", dying_checkpointer)
+    with pytest.raises(_SimulatedKill):
+        train_cell(cfg, tmp_path / "cut")
+    monkeypatch.setattr(engine, "_checkpointer", real)
+    assert saved_at == [4, 8] and (tmp_path / "cut" / "last.ckpt").is_file()
+    assert not list((tmp_path / "cut").glob("*.tmp.*"))  # the rename left no temporary file
+    resumed = train_cell(cfg, tmp_path / "cut")
+    assert resumed["resumed_from_step"] == 8 and resumed["steps"] == 12
+    assert not (tmp_path / "cut" / "last.ckpt").exists()
+    same = ("val_loss", "val_acc", "train_loss", *(f"val_acc_{t}" for t in TINY["tasks"]))
+    assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
+    # and checkpointing itself changes nothing: same metrics as one 12-step epoch
+    plain = train_cell({**TINY, "steps": 12}, tmp_path / "plain")
+    assert {k: plain[k] for k in same} == {k: whole[k] for k in same}
+
+
 @pytest.mark.slow
 def test_frozen_encoder_stays_frozen_under_lightning(tmp_path):
     import lightning as L

@@ -32,11 +32,11 @@ class OptimConfig:
     steps: int = 1000
 
 
-def build_llama(vocab_size: int, width: int, layers: int, heads: int, max_len: int = 4096):
-    """A small LlamaForCausalLM from a config: width `width`, `layers` blocks, MLP 4x width."""
+def build_llama(vocab_size: int, width: int, layers: int, heads: int, max_len: int = 4096, mlp_ratio: int = 4):
+    """A small LlamaForCausalLM from a config: width `width`, `layers` blocks, gated MLP of mlp_ratio x width."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=4 * width,
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=mlp_ratio * width,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
                       max_position_embeddings=max_len, tie_word_embeddings=True, use_cache=False,
                       pad_token_id=0, bos_token_id=2, eos_token_id=3)
