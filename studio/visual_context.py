@@ -47,9 +47,9 @@ def surface(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
 
 
 def by_cell(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
-    """Mean, std and number of seeds of `value` per (T, M, strategies) cell."""
+    """Mean, std, min, max and number of seeds of `value` per (T, M, strategies) cell."""
     g = table.groupby(KEYS[:-1], as_index=False)[value]
-    out = g.agg(mean="mean", std="std", n_seeds="count")
+    out = g.agg(mean="mean", std="std", min="min", max="max", n_seeds="count")
     out["visual_tokens"] = out["frames"] * out["tokens_per_frame"]
     return out
 
@@ -58,7 +58,10 @@ def budget_lines(table: pd.DataFrame, value: str = "val_loss", min_cells: int = 
     """Default-strategy cells on every T*M budget line holding >= min_cells cells, with the line's best.
 
     Columns: budget, frames, tokens_per_frame, mean, std, n_seeds, best (this cell is the line's
-    minimum), interior (the line's minimum is neither its fewest- nor its most-frames cell).
+    minimum), interior (the line's minimum is neither its fewest- nor its most-frames cell), margin (the
+    runner-up's mean minus the best's), resolved (every seed of the best cell beat every seed of the
+    runner-up, and by more than either cell's own spread over seeds: with two or three seeds, disjoint
+    ranges alone happen by chance too often to call a split better rather than a tie).
     """
     cells = by_cell(default_cells(table), value)
     rows = []
@@ -66,14 +69,18 @@ def budget_lines(table: pd.DataFrame, value: str = "val_loss", min_cells: int = 
         if len(line) < min_cells:
             continue
         line = line.sort_values("frames")
-        best = line["mean"].idxmin()
-        interior = best not in (line.index[0], line.index[-1])
+        ranked = line.sort_values("mean")
+        best, runner_up = ranked.iloc[0], ranked.iloc[1]
+        interior = best.name not in (line.index[0], line.index[-1])
+        spread = max(best["max"] - best["min"], runner_up["max"] - runner_up["min"])
+        resolved = bool(best["max"] < runner_up["min"] and runner_up["mean"] - best["mean"] > spread)
         for i, r in line.iterrows():
             rows.append({"budget": int(budget), "frames": int(r.frames), "tokens_per_frame": int(r.tokens_per_frame),
-                         "mean": r["mean"], "std": r["std"], "n_seeds": int(r.n_seeds), "best": i == best,
-                         "interior": bool(interior)})
+                         "mean": r["mean"], "std": r["std"], "n_seeds": int(r.n_seeds), "best": i == best.name,
+                         "interior": bool(interior), "margin": float(runner_up["mean"] - best["mean"]),
+                         "resolved": resolved})
     return pd.DataFrame(rows, columns=["budget", "frames", "tokens_per_frame", "mean", "std", "n_seeds", "best",
-                                       "interior"])
+                                       "interior", "margin", "resolved"])
 
 
 def frames_vs_tokens(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
@@ -122,10 +129,14 @@ def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame) -> str:
     if not lines.empty:
         inner = lines.drop_duplicates("budget")
         best = lines[lines["best"]]
-        desc = "; ".join(f"T*M={r.budget}: best (T, M)=({r.frames}, {r.tokens_per_frame})" for r in best.itertuples())
+        desc = "; ".join(f"T*M={r.budget}: best (T, M)=({r.frames}, {r.tokens_per_frame}), ahead of the next cell by "
+                         f"{r.margin:.3f}{'' if r.resolved else ', inside the seed spread (a tie)'}"
+                         for r in best.itertuples())
         n_int = int(inner["interior"].sum())
+        n_clear = int((inner["interior"] & inner["resolved"]).sum())
         text += (f" Best split per budget line: {desc}. {n_int} of {len(inner)} lines have an interior optimum"
-                 f"{' (neither all frames nor all tokens)' if n_int else ''}.")
+                 f"{' (neither all frames nor all tokens)' if n_int else ''}"
+                 f"{f', {n_clear} of them clear of the seed spread' if n_int else ''}.")
     return text
 
 

@@ -138,6 +138,15 @@ def test_budget_line_analysis_finds_the_interior_optimum():
     line16 = lines[lines["budget"] == 16]
     assert sorted(line16["frames"]) == [1, 4, 16]
     assert line16[line16["best"]]["frames"].item() == 4 and line16["interior"].all()
+    assert line16["resolved"].all() and line16["margin"].iloc[0] > 0.1  # seeds differ by 0.01 only
+    assert "1 of them clear of the seed spread" in vc.verdict_frames(vc.frames_vs_tokens(table), lines)
+    # a runner-up inside the best cell's seed range is reported as a tie, not as a resolved optimum
+    tied = table.copy()
+    near = (tied["frames"] == 16) & (tied["tokens_per_frame"] == 1)
+    tied.loc[near, "val_loss"] = (tied.loc[near, "seed"].map({0: 0.38, 1: 0.40})).to_numpy()
+    tie_lines = vc.budget_lines(tied)
+    assert not tie_lines[tie_lines["budget"] == 16]["resolved"].any()
+    assert "inside the seed spread (a tie)" in vc.verdict_frames(vc.frames_vs_tokens(tied), tie_lines)
     pairs = vc.frames_vs_tokens(table)
     assert 0 < pairs["frames_won"].sum() < len(pairs)
     assert "agrees" in vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample"))
