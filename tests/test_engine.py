@@ -30,6 +30,17 @@ def test_defaults_and_unknown_keys():
     assert CellConfig.from_dict({"tasks": "retrieval+counting"}).tasks == ("retrieval", "counting")
 
 
+def test_cell_defaults_are_the_default_sweep_profile():
+    """train_cell called with no overrides trains what the default sweep trains (one set of defaults)."""
+    from studio import paths
+    from studio.sweep import load_config
+
+    base = load_config(paths.SWEEPS / "visual_context.yaml", "default").base
+    defaults = default_cell_config()
+    differ = {k: (v, defaults[k]) for k, v in base.items() if defaults[k] != v}
+    assert differ == {}, f"sweep base vs CellConfig defaults: {differ}"
+
+
 @pytest.mark.slow
 def test_train_cell_is_deterministic(tmp_path):
     before = torch.get_num_threads()
