@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -101,6 +102,40 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_metric
     # and checkpointing itself changes nothing: same metrics as one 12-step epoch
     plain = train_cell({**TINY, "steps": 12}, tmp_path / "plain")
     assert {k: plain[k] for k in same} == {k: whole[k] for k in same}
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_path):
+    """The sweep under torchrun with trainer {devices: 2, strategy: ddp} on the CPU (gloo): Lightning runs
+    DDP without new code, batches and the val set are sharded by rank, rank 0 alone writes, and the
+    gathered held-out metrics are those of one process (the gradient is the same mean over the batch)."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    env = {**os.environ, "STUDIO_ROOT": str(root), "PYTHONWARNINGS": "ignore"}
+    out = {}
+    for name, trainer, launch in [
+            ("ddp", {"accelerator": "cpu", "devices": 2, "strategy": "ddp"},
+             ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "studio.cli"]),
+            ("one", {"accelerator": "cpu", "devices": 1}, ["-m", "studio.cli"])]:
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(yaml.safe_dump({"name": name, "target": "studio.engine:train_cell",
+                                       "base": {**TINY, "steps": 8}, "trainer": trainer}))
+        done = subprocess.run([sys.executable, *launch, "sweep", str(cfg), "--out", name], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out[name] = pd.read_csv(root / name / "results.csv")
+        assert len(out[name]) == 1 and len(list((root / name).glob("*/metrics.json"))) == 1
+    ddp, one = out["ddp"].iloc[0], out["one"].iloc[0]
+    assert ddp["trainer.devices"] == 2 and ddp["metric_steps"] == one["metric_steps"] == 8
+    assert ddp["val_loss"] == pytest.approx(one["val_loss"], abs=1e-5)
+    for task in TINY["tasks"]:
+        assert ddp[f"val_acc_{task}"] == one[f"val_acc_{task}"]
 
 
 @pytest.mark.slow

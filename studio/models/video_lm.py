@@ -130,7 +130,8 @@ class VideoLM(L.LightningModule):
                 m[f"val/loss_{name}"] = v[sel, 0].mean().item()
         self.val_metrics = m
         for k, val in m.items():
-            self.log(k, val, prog_bar=k in ("val/loss", "val/acc"), rank_zero_only=True)
+            # every rank holds the same gathered value: sync_dist averages identical numbers (exact)
+            self.log(k, val, prog_bar=k in ("val/loss", "val/acc"), sync_dist=True)
 
     def configure_optimizers(self):
         o = self.optim
