@@ -37,6 +37,10 @@ save_table(table, "visual_context_results",
            caption="One row per trained cell: frames, tokens per frame, strategies, seed, held-out loss and accuracy per task.")
 print(f"{len(table)} runs ({runs.attrs.get('ran', '?')} trained now, {runs.attrs.get('skipped', '?')} loaded); "
       f"tasks: {', '.join(tasks)}; total training time {table['train_time_s'].sum():.0f} s")
+budget = runs[["steps", "batch_size", "train_videos"]].drop_duplicates()
+for r in budget.itertuples():  # the training budget: a fixed number of training videos seen per cell
+    print(f"each cell: {r.steps} steps of {r.batch_size} videos = {r.steps * r.batch_size:,} training videos seen "
+          f"({r.steps * r.batch_size / r.train_videos:.1f} passes over a bank of {r.train_videos:,})")
 vc.by_cell(table).round(3)
 
 # %% [markdown]

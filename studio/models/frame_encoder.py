@@ -30,7 +30,7 @@ from studio import paths
 from studio.config import from_dict
 from studio.data.video import NONE_LABEL, TASKS, VideoConfig, make_batch
 from studio.models.pretrained import cached_pretrained
-from studio.repro import stable_hash
+from studio.repro import file_lock, stable_hash
 
 
 @dataclass(frozen=True)
@@ -178,33 +178,37 @@ def feature_bank(enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n
     if video_cfg.size != enc_cfg.size or video_cfg.digit_size != enc_cfg.digit_size:
         raise ValueError("video size/digit_size must match the encoder's")
     folder = bank_dir(enc_cfg, video_cfg, n_train, n_val, seed, root)
-    if not (folder / "info.json").exists():
-        encoder = pretrained_frame_encoder(enc_cfg, log=log)
-        t0 = time.perf_counter()
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        P, C = enc_cfg.grid ** 2, enc_cfg.feature_dim
-        for split, name, n in (("train", "train", n_train), ("test", "val", n_val)):
-            arr = np.lib.format.open_memmap(tmp / f"{name}_features.npy", mode="w+", dtype=np.float16,
-                                            shape=(n, video_cfg.frames, P, C))
-            tasks, answers = _encode(encoder, video_cfg, n, seed, split, arr)
-            arr.flush()
-            del arr
-            np.save(tmp / f"{name}_task.npy", tasks)
-            np.save(tmp / f"{name}_answer.npy", answers)
-        info = {"seconds": round(time.perf_counter() - t0, 1), "encoder": getattr(encoder.module, "pretrain_info", {}),
-                "video": video_cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed}
-        (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process built the same bank first
-            shutil.rmtree(tmp, ignore_errors=True)
-        log(f"feature bank: {n_train}+{n_val} videos encoded in {info['seconds']} s -> {paths.relative(folder)}")
+    with file_lock(folder.with_name(folder.name + ".lock")):  # one worker builds, the others wait
+        if not (folder / "info.json").exists():
+            _build_bank(folder, enc_cfg, video_cfg, n_train, n_val, seed, log)
     out = {"info": json.loads((folder / "info.json").read_text())}
     for name in ("train", "val"):
         out[name] = {"features": np.load(folder / f"{name}_features.npy", mmap_mode="r"),
                      "task": np.load(folder / f"{name}_task.npy"),
                      "answer": np.load(folder / f"{name}_answer.npy")}
     return out
+
+
+def _build_bank(folder: Path, enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int,
+                log) -> None:
+    """Encode the bank into a temporary folder and rename it to `folder` (a crash leaves no torn bank)."""
+    encoder = pretrained_frame_encoder(enc_cfg, log=log)
+    t0 = time.perf_counter()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    P, C = enc_cfg.grid ** 2, enc_cfg.feature_dim
+    for split, name, n in (("train", "train", n_train), ("test", "val", n_val)):
+        arr = np.lib.format.open_memmap(tmp / f"{name}_features.npy", mode="w+", dtype=np.float16,
+                                        shape=(n, video_cfg.frames, P, C))
+        tasks, answers = _encode(encoder, video_cfg, n, seed, split, arr)
+        arr.flush()
+        del arr
+        np.save(tmp / f"{name}_task.npy", tasks)
+        np.save(tmp / f"{name}_answer.npy", answers)
+    info = {"seconds": round(time.perf_counter() - t0, 1), "encoder": getattr(encoder.module, "pretrain_info", {}),
+            "video": video_cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed}
+    (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    os.replace(tmp, folder)
+    log(f"feature bank: {n_train}+{n_val} videos encoded in {info['seconds']} s -> {paths.relative(folder)}")

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from studio import paths
-from studio.repro import stable_hash
+from studio.repro import file_lock, stable_hash
 
 
 class Frozen(nn.Module):
@@ -66,20 +66,29 @@ def cached_pretrained(kind: str, config: dict, *, build: Callable[[dict], nn.Mod
 
     `train(model, config)` trains in place and returns a JSON-able dict of what it measured.
     Returns the model wrapped in `Frozen` (or plain, with frozen=False), on the CPU.
+
+    The model is built under torch's RNG seeded with config["seed"] (default 0), in a forked RNG
+    state, so its initial weights -- and so the cached encoder -- depend on the config alone, not on
+    what the caller's RNG happened to hold (two sweep workers with different cell seeds once built two
+    different encoders for one cache entry). Building and caching happen under a file lock: one
+    process pretrains, concurrent ones wait and load its weights.
     """
     folder = cache_dir(kind, config, root)
-    model = build(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(config.get("seed", 0)))
+        model = build(config)
     weights = folder / "model.safetensors"
-    if weights.exists():
-        model.load_state_dict(load_file(weights))
-        info = json.loads((folder / "info.json").read_text()) if (folder / "info.json").exists() else {}
-        log(f"pretrained {kind}: loaded from {paths.relative(folder)} {_short(info)}")
-    else:
-        t0 = time.perf_counter()
-        info = dict(train(model, config) or {})
-        info["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
-        _save(model, config, info, folder)
-        log(f"pretrained {kind}: trained and cached in {paths.relative(folder)} {_short(info)}")
+    with file_lock(folder.with_name(folder.name + ".lock")):
+        if weights.exists():
+            model.load_state_dict(load_file(weights))
+            info = json.loads((folder / "info.json").read_text()) if (folder / "info.json").exists() else {}
+            log(f"pretrained {kind}: loaded from {paths.relative(folder)} {_short(info)}")
+        else:
+            t0 = time.perf_counter()
+            info = dict(train(model, config) or {})
+            info["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
+            _save(model, config, info, folder)
+            log(f"pretrained {kind}: trained and cached in {paths.relative(folder)} {_short(info)}")
     model = model.cpu()
     model.pretrain_info = info  # what the encoder reached, for notebooks to report
     return Frozen(model) if frozen else model
