@@ -73,7 +73,9 @@ def budget_lines(table: pd.DataFrame, value: str = "val_loss", min_cells: int = 
         best, runner_up = ranked.iloc[0], ranked.iloc[1]
         interior = best.name not in (line.index[0], line.index[-1])
         spread = max(best["max"] - best["min"], runner_up["max"] - runner_up["min"])
-        resolved = bool(best["max"] < runner_up["min"] and runner_up["mean"] - best["mean"] > spread)
+        # one seed has no spread to compare with: never call that resolved
+        resolved = bool(min(best["n_seeds"], runner_up["n_seeds"]) >= 2 and best["max"] < runner_up["min"]
+                        and runner_up["mean"] - best["mean"] > spread)
         for i, r in line.iterrows():
             rows.append({"budget": int(budget), "frames": int(r.frames), "tokens_per_frame": int(r.tokens_per_frame),
                          "mean": r["mean"], "std": r["std"], "n_seeds": int(r.n_seeds), "best": i == best.name,
@@ -130,7 +132,7 @@ def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame) -> str:
         inner = lines.drop_duplicates("budget")
         best = lines[lines["best"]]
         desc = "; ".join(f"T*M={r.budget}: best (T, M)=({r.frames}, {r.tokens_per_frame}), ahead of the next cell by "
-                         f"{r.margin:.3f}{'' if r.resolved else ', inside the seed spread (a tie)'}"
+                         f"{r.margin:.3f}{'' if r.resolved else (', inside the seed spread (a tie)' if r.n_seeds > 1 else ' (one seed: a tie cannot be ruled out)')}"
                          for r in best.itertuples())
         n_int = int(inner["interior"].sum())
         n_clear = int((inner["interior"] & inner["resolved"]).sum())

@@ -193,6 +193,10 @@ def test_budget_line_analysis_finds_the_interior_optimum():
     tie_lines = vc.budget_lines(tied)
     assert not tie_lines[tie_lines["budget"] == 16]["resolved"].any()
     assert "inside the seed spread (a tie)" in vc.verdict_frames(vc.frames_vs_tokens(tied), tie_lines)
+    one_seed = table[table["seed"] == 0]
+    one_lines = vc.budget_lines(one_seed)
+    assert not one_lines["resolved"].any()  # a single seed has no spread to beat
+    assert "one seed: a tie cannot be ruled out" in vc.verdict_frames(vc.frames_vs_tokens(one_seed), one_lines)
     pairs = vc.frames_vs_tokens(table)
     assert 0 < pairs["frames_won"].sum() < len(pairs)
     assert "agrees" in vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample"))
