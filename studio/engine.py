@@ -14,8 +14,8 @@ Checkpoints: with `checkpoint_every: N`, run_dir/last.ckpt (step, module, optimi
 state) is replaced atomically every N steps (written to last.ckpt.tmp.PID, then renamed); a cell
 started again in the same run_dir (the sweep redoes a killed run there) loads it with weights_only=True
 and trains the remaining steps on the remaining batches, ending with the metrics an uninterrupted run
-gives (tested). The file is deleted when the cell finishes. Default 0: a CPU cell trains in seconds to a minute, so a
-killed one is simply redone; the paper profile (thousands of GPU steps) checkpoints.
+gives (tested). The file is deleted when the cell finishes. Default 0: a CPU cell trains in seconds
+to a minute, so a killed one is simply redone; the paper profile (thousands of GPU steps) checkpoints.
 """
 from __future__ import annotations
 
@@ -102,7 +102,6 @@ class CellConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if int(self.checkpoint_every) < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-
 
     @classmethod
     def from_dict(cls, d: dict) -> "CellConfig":
@@ -224,8 +223,8 @@ def _checkpointer(path: Path, every: int, steps: int, start_step: int = 0, state
     written to PATH.tmp.PID, then renamed) and, given the `state` of such a file, restores the optimizer
     and the learning-rate schedule when training starts. The module's weights are loaded by the caller.
 
-    Lightning's own resume (fit(ckpt_path=...)) is not used: with batches numbered by step it replayed
-    the first batches of an epoch after an end-of-epoch restart. Restarting Lightning for the remaining
+    Lightning's own resume (fit(ckpt_path=...)) is not used: with batches numbered by step, a run
+    restored from an end-of-epoch checkpoint was fed the epoch's first batch again and stopped early. Restarting Lightning for the remaining
     steps, with the optimizer and schedule restored, gives the uninterrupted run's numbers (tested).
     """
     import lightning as L
