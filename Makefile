@@ -34,7 +34,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow and not browser"
 
 lab: setup
-	$(PY) -m studio.lab
+	$(PY) -m studio.workbench.lab
 
 notebooks: setup
 	$(VENV)/bin/studio sync

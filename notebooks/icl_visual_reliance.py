@@ -40,7 +40,7 @@ import studio
 from studio import icl
 from studio.figures import figure, save_figure, save_table
 from studio.models.icl_model import as_predictor, digit_encoder, emergence_curve, tradeoff_grid
-from studio.symdpo import SymDPOConfig, run_symdpo_ablation, summarise_ablation
+from studio.studies.icl_visual_reliance import SymDPOConfig, run_symdpo_ablation, summarise_ablation
 
 studio.seed_everything(seed)
 t_start = time.perf_counter()

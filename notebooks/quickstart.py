@@ -16,7 +16,7 @@ test_fraction: float = 0.3        # share of each class held out for the probe's
 # %%
 import studio
 from studio.figures import figure, save_figure
-from studio.pooling import probe_pooled, summarise
+from studio.studies.quickstart import probe_pooled, summarise
 
 studio.seed_everything(seed)
 results = probe_pooled(grids=grids, seeds=range(seed, seed + n_splits), test_fraction=test_fraction)

@@ -36,10 +36,11 @@ import pandas as pd
 import torch
 
 import studio
-from studio import gap, hacl
+from studio import gap
+from studio.studies import representation_gap as hacl
 from studio.data import scenes
 from studio.figures import figure, save_figure, save_table
-from studio.projection import plot_projection, project
+from studio.analysis.projection import plot_projection, project
 
 studio.seed_everything(seed)
 config = hacl.AblationConfig.from_dict({

@@ -24,7 +24,7 @@ import numpy as np
 
 import studio
 from studio import paths, scaling
-from studio import visual_context as vc
+from studio.studies import visual_context as vc
 from studio.figures import figure, save_figure, save_table
 from studio.sweep import run_sweep
 

@@ -94,7 +94,7 @@ def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_di
     return written
 
 
-def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None) -> Path:
+def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None, kind: str = "table") -> Path:
     """Save a results table (NAME.csv) that other notebooks read, tracked in the MANIFEST like a figure."""
     if not _NAME.match(name):
         raise ValueError(f"table name {name!r}: use lower-case letters, digits, '_' and '-'")
@@ -102,7 +102,7 @@ def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.csv"
     atomic_write_text(path, _csv(data))
-    _record(out, name, caption, kind="table")
+    _record(out, name, caption, kind=kind)
     return path
 
 

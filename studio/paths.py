@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from studio.errors import PathError  # noqa: F401  (raised here; re-exported for callers)
+
 ROOT = Path(os.environ.get("STUDIO_ROOT", Path(__file__).resolve().parent.parent)).resolve()
 NOTEBOOKS = ROOT / "notebooks"
 EXPERIMENTS = ROOT / "experiments"
@@ -16,7 +18,7 @@ SWEEPS = EXPERIMENTS / "sweeps"
 CACHE = EXPERIMENTS / "cache"  # pretrained frozen encoders and other content-addressed artefacts
 FIGURES = ROOT / "figures"
 MANIFEST = FIGURES / "MANIFEST"
-README = ROOT / "README.md"  # its gallery section is written from the MANIFEST (studio.readme)
+README = ROOT / "README.md"  # its gallery section is written from the MANIFEST (studio.workbench.readme)
 SCRATCH = EXPERIMENTS / "scratch"  # where notebooks opened by hand in JupyterLab save their figures
 SHARED = Path(os.environ.get("STUDIO_SHARED", ROOT.parent / "shared")).resolve()
 SHARED_DATA = SHARED / "data"
@@ -26,10 +28,6 @@ KERNEL_NAME = "studio"
 
 # Set by the runner for the kernel it starts: where this run's figures and tables go.
 RUN_DIR_ENV = "STUDIO_RUN_DIR"
-
-
-class PathError(ValueError):
-    """A path given by a user that the workbench refuses (outside the project, missing, ...)."""
 
 
 def inside_project(path: str | os.PathLike, *, must_exist: bool = False) -> Path:

@@ -16,7 +16,7 @@ import psutil  # an ipykernel dependency
 import pytest
 
 from studio import paths
-from studio.lab import QUIET_SETTINGS, api, start_lab, stop_lab, wait_ready
+from studio.workbench.lab import QUIET_SETTINGS, api, start_lab, stop_lab, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

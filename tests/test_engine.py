@@ -121,8 +121,8 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_path):
     out = {}
     for name, trainer, launch in [
             ("ddp", {"accelerator": "cpu", "devices": 2, "strategy": "ddp"},
-             ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "studio.cli"]),
-            ("one", {"accelerator": "cpu", "devices": 1}, ["-m", "studio.cli"])]:
+             ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "studio.workbench.cli"]),
+            ("one", {"accelerator": "cpu", "devices": 1}, ["-m", "studio.workbench.cli"])]:
         cfg = tmp_path / f"{name}.yaml"
         cfg.write_text(yaml.safe_dump({"name": name, "target": "studio.engine:train_cell",
                                        "base": {**TINY, "steps": 8}, "trainer": trainer}))
@@ -168,7 +168,7 @@ def test_frozen_encoder_stays_frozen_under_lightning(tmp_path):
 def test_budget_line_analysis_finds_the_interior_optimum():
     import pandas as pd
 
-    from studio import visual_context as vc
+    from studio.studies import visual_context as vc
 
     rows = []
     for seed in (0, 1):

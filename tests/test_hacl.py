@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from studio import hacl
+from studio.studies import representation_gap as hacl
 from studio.data import scenes as S
 from studio.models import captioner as C
 

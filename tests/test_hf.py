@@ -8,7 +8,8 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from studio import activations, hf  # noqa: E402
+from studio import hf  # noqa: E402
+from studio.capture import activations  # noqa: E402
 
 FAMILIES = hf.FAMILIES
 

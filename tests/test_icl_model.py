@@ -9,7 +9,7 @@ import torch
 
 from studio.models.icl_model import (VOCAB, EpisodeConfig, EpisodeSampler, NetConfig, as_predictor,
                                      build_net, eval_batch, icl_eval_config, tensor_reliance, train_icl)
-from studio.symdpo import dpo_loss
+from studio.studies.icl_visual_reliance import dpo_loss
 
 
 def test_dpo_loss_matches_hand_computation():
@@ -52,7 +52,7 @@ def test_predictor_answers_studio_icl_episodes_with_removed_images():
 @pytest.mark.slow
 def test_dpo_module_reference_frozen_and_log2_at_init():
     from studio.models.icl_model import fit, EpisodeStream
-    from studio.symdpo import DPOModule
+    from studio.studies.icl_visual_reliance import DPOModule
     net = build_net(0, NetConfig(layers=1), log=lambda s: None)
     module = DPOModule(net, {"lr": 1e-2}, beta=0.1, sft_weight=0.0)
     batch = EpisodeSampler(EpisodeConfig(majority_share=0.5), seed=0).sample(64)

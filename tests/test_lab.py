@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from studio import paths
-from studio.lab import HOST, api, free_port, lab_command, lab_env, start_lab, stop_lab, write_settings
+from studio.workbench.lab import HOST, api, free_port, lab_command, lab_env, start_lab, stop_lab, write_settings
 
 
 def test_command_is_loopback_only_with_token_and_project_kernel(tmp_path):

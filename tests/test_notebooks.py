@@ -15,8 +15,9 @@ import nbformat
 import pytest
 import yaml
 
-from studio import notebooks, paths
-from studio.params import parse_parameters, read_notebook, resolve
+from studio import paths
+from studio.workbench import notebooks
+from studio.workbench.params import parse_parameters, read_notebook, resolve
 
 PROFILES = ("smoke", "default", "paper")
 PY_FILES = sorted(paths.NOTEBOOKS.glob("*.py"))
@@ -177,7 +178,7 @@ def test_profiles_exist_and_validate(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _ordered_names())
 def test_notebook_runs_under_its_smoke_profile(name):
-    from studio.runner import run_notebook
+    from studio.workbench.runner import run_notebook
 
     result = run_notebook(paths.NOTEBOOKS / f"{name}.ipynb", "smoke", progress=False)
     run = result.run_dir

@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from studio import paths
-from studio.params import (ParameterError, check_type, parse_cli_value, parse_parameters, read_notebook,
+from studio.workbench.params import (ParameterError, check_type, parse_cli_value, parse_parameters, read_notebook,
                            resolve)
 
 CELL = '''

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studio import projection
+from studio.analysis import projection
 
 
 def _groups(seed=0):

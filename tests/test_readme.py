@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from studio import paths
-from studio.readme import END, START, gallery_section, remake_command, render, update_readme
+from studio.workbench.readme import END, START, gallery_section, remake_command, render, update_readme
 
 MANIFEST = {
     "demo_curve": {"kind": "figure", "caption": "Accuracy against tokens", "notebook": "notebooks/demo.ipynb",
@@ -46,7 +46,7 @@ def test_remake_command():
 
 
 def test_readme_gallery_lists_every_figure_in_the_manifest():
-    from studio.runner import read_manifest
+    from studio.workbench.runner import read_manifest
 
     if not paths.MANIFEST.exists():
         pytest.skip("no figures/MANIFEST yet (make figures writes it)")
@@ -55,7 +55,7 @@ def test_readme_gallery_lists_every_figure_in_the_manifest():
     missing = [name for name, e in manifest.items() if e.get("kind", "figure") == "figure"
                and (f"**{name}**" not in gallery or not any(f in gallery for f in e.get("files", [])
                                                              if f.endswith(".png")))]
-    assert not missing, (f"README gallery lacks {missing}: run `.venv/bin/python -m studio.readme` "
+    assert not missing, (f"README gallery lacks {missing}: run `.venv/bin/python -m studio.workbench.readme` "
                          "after `make figures`")
     for name, e in manifest.items():
         for f in e.get("files", []):

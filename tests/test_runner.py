@@ -5,7 +5,8 @@ import nbformat
 import pytest
 import yaml
 
-from studio import cli, paths, runner
+from studio import paths
+from studio.workbench import cli, runner
 from studio.repro import sha256_file
 
 

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from studio import cli, paths, sweep
-from studio.params import ParameterError
+from studio import paths, sweep
+from studio.workbench import cli
+from studio.workbench.params import ParameterError
 
 TOY_YAML = paths.ROOT / "experiments" / "sweeps" / "toy.yaml"
 
@@ -366,7 +367,7 @@ def test_kill_9_midway_leaves_no_torn_file_and_the_rerun_resumes(tmp_path):
     cfg = _write_yaml(tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 30,
                                                         "sleep_s": 0.02, "seed": 0}))
     env = {**os.environ, "STUDIO_ROOT": str(root)}
-    # run_sweep directly rather than the CLI: studio.cli imports studio.params (nbformat, seconds)
+    # run_sweep directly rather than the CLI: studio.workbench.cli imports studio.workbench.params (nbformat, seconds)
     cmd = [sys.executable, "-c", f"from studio.sweep import run_sweep; run_sweep({str(cfg)!r}, out='out')"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60

@@ -1,6 +1,6 @@
 """`make lab`: JupyterLab from the project's environment, on 127.0.0.1, with the `studio` kernel.
 
-    .venv/bin/python -m studio.lab [--port 8888] [--token TOKEN]
+    .venv/bin/python -m studio.workbench.lab [--port 8888] [--token TOKEN]
 
 The server listens on the loopback interface only, asks for a token (a fresh random one unless
 given), opens every notebook with the project kernel (the .ipynb files name kernelspec "studio", and
@@ -141,7 +141,7 @@ def start_lab(port: int | None = None, token: str | None = None, *, state_dir: s
     env: extra environment for the server and its kernels. log: a file for the server's output
     (default: inherit the terminal). Returns (process, url, token).
     """
-    from studio.runner import ensure_kernel
+    from studio.workbench.runner import ensure_kernel
 
     ensure_kernel()  # the `studio` kernelspec points at this interpreter
     state_dir = Path(state_dir)
@@ -186,7 +186,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studio.lab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studio.workbench.lab", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=None,
                         help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one if taken)")
     parser.add_argument("--token", default=os.environ.get("STUDIO_LAB_TOKEN"),

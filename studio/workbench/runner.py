@@ -20,13 +20,13 @@ import yaml
 
 from studio import paths
 from studio.figures import INDEX_FILE
-from studio.params import NotebookSpec, ParameterError, list_notebooks, read_notebook, resolve
+from studio.workbench.params import NotebookSpec, ParameterError, list_notebooks, read_notebook, resolve
 from studio.repro import atomic_write_text, environment, git_state, sha256_file, stable_hash
 
 
 class _QuietPapermill(logging.Filter):
     """papermill's own parameter inspection cannot read annotations like `list[int]` and warns about
-    every parameter; ours (studio.params) has already checked them, so those warnings are noise."""
+    every parameter; ours (studio.workbench.params) has already checked them, so those warnings are noise."""
 
     def filter(self, record):
         msg = record.getMessage()
@@ -280,11 +280,11 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, ech
             manifest = publish(result, manifest)
             write_manifest(manifest)
             echo(f"{spec.name}: {len(_outputs(result))} figures/tables -> figures/ ({time.perf_counter() - t0:.0f} s)")
-    from studio.readme import update_readme
+    from studio.workbench.readme import update_readme
 
     if check:
         if update_readme(check=True):
-            problems.append("README gallery is stale (python -m studio.readme rewrites it)")
+            problems.append("README gallery is stale (python -m studio.workbench.readme rewrites it)")
         for p in problems:
             echo(f"  {p}")
         echo("figures --check: " + ("no change" if not problems else f"{len(problems)} difference(s)"))

@@ -22,10 +22,9 @@ from typing import Any
 import yaml
 
 from studio import paths
+from studio.errors import ParameterError  # noqa: F401  (raised here; re-exported for callers)
 
 
-class ParameterError(ValueError):
-    """Bad parameters: unknown names, wrong types, malformed profile files."""
 
 
 @dataclass(frozen=True)

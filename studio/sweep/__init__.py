@@ -62,7 +62,7 @@ cpus_per_task, mem_gb, nodes, name, stderr_to_stdout) pass as they are, other un
 when it finds it). Job logs go to OUT/submitit/. A run uses whatever the target does, so GPUs and DDP
 come from the config's `trainer` options. For DDP over several devices launch one process per device
 and let Lightning find them: with submitit set tasks_per_node = trainer.devices (Lightning reads SLURM's
-variables), or run the whole sweep under `torchrun --nproc-per-node N -m studio.cli sweep ...`. Every
+variables), or run the whole sweep under `torchrun --nproc-per-node N -m studio.workbench.cli sweep ...`. Every
 rank runs the same runs in the same order; only global rank 0 writes files.
 
 `toy_target` below is a cheap deterministic target for trying the engine out
@@ -106,16 +106,16 @@ _TMP_RE = re.compile(r"\.tmp\.\d+$")  # atomic_write_text's temporary files: NAM
 
 
 def _bad(message: str) -> Exception:
-    """A studio.params.ParameterError (the CLI prints it as one line and exits 2), imported late:
-    studio.params pulls in nbformat (seconds), which a submitit job running one config never needs."""
-    from studio.params import ParameterError
+    """A studio.workbench.params.ParameterError (the CLI prints it as one line and exits 2), imported late:
+    studio.workbench.params pulls in nbformat (seconds), which a submitit job running one config never needs."""
+    from studio.errors import ParameterError
 
     return ParameterError(message)
 
 
-def __getattr__(name):  # `sweep.ParameterError` without importing studio.params up front
+def __getattr__(name):  # `sweep.ParameterError` without importing studio.workbench.params up front
     if name == "ParameterError":
-        from studio.params import ParameterError
+        from studio.errors import ParameterError
 
         return ParameterError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -661,7 +661,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def main(args) -> int:
     """`studio sweep CONFIG.yaml [--profile P] [--out DIR] [--launcher local|submitit] [--workers N]`; 0 ok, 1 failed runs."""
     if not hasattr(args, "config"):  # a list of arguments: go through the real parser
-        from studio.cli import main as cli_main
+        from studio.workbench.cli import main as cli_main
 
         return cli_main(["sweep", *args])
     df = run_sweep(args.config, profile=getattr(args, "profile", None), out=getattr(args, "out", None),

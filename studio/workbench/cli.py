@@ -12,7 +12,7 @@ from studio import paths
 
 
 def _parse_overrides(pairs) -> dict:
-    from studio.params import ParameterError, parse_cli_value
+    from studio.workbench.params import ParameterError, parse_cli_value
 
     out = {}
     for key, value in pairs or []:
@@ -23,7 +23,7 @@ def _parse_overrides(pairs) -> dict:
 
 
 def cmd_run(args) -> int:
-    from studio.runner import run_notebook
+    from studio.workbench.runner import run_notebook
 
     result = run_notebook(args.notebook, args.profile, args.file or (), _parse_overrides(args.param),
                           progress=not args.quiet)
@@ -32,7 +32,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from studio.params import list_notebooks, read_notebook
+    from studio.workbench.params import list_notebooks, read_notebook
 
     for path in list_notebooks():
         spec = read_notebook(path)
@@ -49,7 +49,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from studio.runner import run_figures
+    from studio.workbench.runner import run_figures
 
     return run_figures(args.profile, check=args.check, only=args.only)
 
@@ -61,7 +61,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from studio.notebooks import sync_all
+    from studio.workbench.notebooks import sync_all
 
     changed = sync_all(check=args.check)
     for c in changed:
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from studio.params import ParameterError
+    from studio.workbench.params import ParameterError
     from studio.paths import PathError
 
     args = build_parser().parse_args(argv)
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         print(f"studio {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        from studio.runner import RunFailed
+        from studio.workbench.runner import RunFailed
 
         if isinstance(e, RunFailed):
             print(f"studio {args.command}: failed: {e}", file=sys.stderr)

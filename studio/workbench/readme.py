@@ -1,7 +1,7 @@
 """The README's gallery, written from figures/MANIFEST: each figure, what it shows, the command that remakes it.
 
-    .venv/bin/python -m studio.readme          # rewrite the gallery in README.md
-    .venv/bin/python -m studio.readme --check  # exit 1 if the gallery is stale
+    .venv/bin/python -m studio.workbench.readme          # rewrite the gallery in README.md
+    .venv/bin/python -m studio.workbench.readme --check  # exit 1 if the gallery is stale
 
 Only the text between `<!-- gallery:start -->` and `<!-- gallery:end -->` is touched; the rest of the
 README is written by hand. Figures are grouped by notebook, in the MANIFEST's order; tables (kind
@@ -21,7 +21,7 @@ END = "<!-- gallery:end -->"
 
 
 def _manifest() -> dict:
-    from studio.runner import read_manifest
+    from studio.workbench.runner import read_manifest
 
     return read_manifest()
 
@@ -98,12 +98,12 @@ def gallery_section(text: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studio.readme", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studio.workbench.readme", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the gallery is out of date")
     args = parser.parse_args(argv)
     changed = update_readme(check=args.check)
     if args.check:
-        print("README gallery: " + ("out of date (python -m studio.readme)" if changed else "up to date"))
+        print("README gallery: " + ("out of date (python -m studio.workbench.readme)" if changed else "up to date"))
         return 1 if changed else 0
     print("README gallery: " + ("rewritten" if changed else "unchanged"))
     return 0

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studio import gap
+from studio.analysis import gap
 from studio.config import from_dict
 from studio.data import scenes as S
 from studio.models import captioner as C
@@ -304,7 +304,7 @@ def verdict(df: pd.DataFrame, separated: float = 0.75) -> dict:
 
 
 def projection_inputs(models: dict, data: dict, *, layer: int = -1, pool: str = "eos", n: int = 200):
-    """Arrays and labels for ONE `studio.projection.project` call showing every arm at once.
+    """Arrays and labels for ONE `studio.analysis.projection.project` call showing every arm at once.
 
     Each arm's representations are placed in its own block of coordinates (block-diagonal: rows of
     different arms are orthogonal), so one UMAP fit lays out each arm's points as its own island,
@@ -357,7 +357,7 @@ def hf_gap_profile(vlm, n: int = 64, *, seed: int = 0, batch: int = 8, layers=No
     model together with the image (a causal VLM's image tokens do not see the caption, so the visual
     side is the same in both runs). Returns rows layer, metric, value (as `measure`'s hidden rows).
     """
-    from studio.activations import run_with_cache
+    from studio.capture.activations import run_with_cache
 
     bank = S.scene_bank(n, seed=seed + 1, split="test")
     images = [[np.ascontiguousarray(f[0].transpose(1, 2, 0))] for f in bank["frames"]]

@@ -1,0 +1,1 @@
+"""workbench layer (see CONTRIBUTING.md)."""
