@@ -29,7 +29,7 @@ from studio.figures import figure, save_figure, save_table
 from studio.sweep import run_sweep
 
 studio.seed_everything(seed)
-runs = run_sweep(paths.SWEEPS / "visual_context.yaml", profile=sweep_profile, launcher=launcher, progress=True,
+runs = run_sweep(paths.SWEEP_CONFIGS / "visual_context.yaml", profile=sweep_profile, launcher=launcher, progress=True,
                  workers=workers)
 table = vc.results_table(runs)
 tasks = vc.task_names(table)

@@ -13,9 +13,12 @@ from studio.errors import PathError  # noqa: F401  (raised here; re-exported for
 ROOT = Path(os.environ.get("STUDIO_ROOT", Path(__file__).resolve().parent.parent)).resolve()
 NOTEBOOKS = ROOT / "notebooks"
 EXPERIMENTS = ROOT / "experiments"
-RUNS = EXPERIMENTS / "runs"
-SWEEPS = EXPERIMENTS / "sweeps"
-CACHE = EXPERIMENTS / "cache"  # pretrained frozen encoders and other content-addressed artefacts
+SWEEP_CONFIGS = EXPERIMENTS / "sweeps"  # experiments/sweeps/NAME.yaml
+# Where things are written. Each can be moved by an environment variable: the tests point all three
+# at a temporary folder so that they never touch (or trust) a user's real runs and caches.
+RUNS = Path(os.environ.get("STUDIO_RUNS", EXPERIMENTS / "runs")).resolve()
+SWEEPS = Path(os.environ.get("STUDIO_SWEEPS", EXPERIMENTS / "sweeps")).resolve()  # outputs: SWEEPS/NAME/PROFILE/
+CACHE = Path(os.environ.get("STUDIO_CACHE", EXPERIMENTS / "cache")).resolve()  # artefacts keyed by config + code
 FIGURES = ROOT / "figures"
 MANIFEST = FIGURES / "MANIFEST"
 README = ROOT / "README.md"  # its gallery section is written from the MANIFEST (studio.workbench.readme)

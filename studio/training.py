@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dataclasses import dataclass
+
 FIXED = {
     "accelerator": "auto",
     "devices": 1,
@@ -32,6 +34,21 @@ LOG_FILE = "metrics.csv"  # what Lightning's CSVLogger writes, in log_dir itself
 # Expected with these tiny models and hence noise: no val loader in fit, frozen encoders in eval mode,
 # single-process data loading, Lightning's tips.
 QUIET_WARNINGS = r".*(val_dataloader|LeafSpec|eval mode|num_workers|litlogger|does not have many workers).*"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The one optimiser config (AdamW) every Lightning module receives.
+
+    warmup and steps shape a schedule (linear warm-up over `warmup` * steps, then cosine decay to 0)
+    for modules that use one (VideoLM); with steps=None the rate is constant after no warm-up.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: float = 0.0
+    steps: int | None = None
 
 
 def make_trainer(*, log_dir: str | os.PathLike | None = None, progress: bool = False, **overrides):

@@ -36,7 +36,7 @@ def test_cell_defaults_are_the_default_sweep_profile():
     from studio import paths
     from studio.sweep import load_config
 
-    base = load_config(paths.SWEEPS / "visual_context.yaml", "default").base
+    base = load_config(paths.SWEEP_CONFIGS / "visual_context.yaml", "default").base
     defaults = default_cell_config()
     differ = {k: (v, defaults[k]) for k, v in base.items() if defaults[k] != v}
     assert differ == {}, f"sweep base vs CellConfig defaults: {differ}"

@@ -9,6 +9,9 @@ from functools import lru_cache
 
 import numpy as np
 
+# The number words, the one list every vocabulary (video answers, scene captions, ICL labels) uses.
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
 
 @lru_cache(maxsize=1)
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:

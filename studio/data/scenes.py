@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from studio.data.digits import split_digits
+from studio.data.digits import DIGIT_WORDS, split_digits
 
 GRID = 3          # cells per side
 CELL = 8          # pixels per cell (the digit scans are 8 x 8)
@@ -33,7 +33,6 @@ FRAMES = 2
 
 COLOURS = ("red", "green", "blue", "yellow")
 RGB = {"red": (1.0, 0.15, 0.1), "green": (0.1, 0.85, 0.2), "blue": (0.15, 0.3, 1.0), "yellow": (1.0, 0.9, 0.1)}
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SHAPES = ("square", "circle", "triangle", "cross")
 OBJECTS = DIGIT_WORDS + SHAPES
 RELATIONS = ("left-of", "right-of", "above", "below")

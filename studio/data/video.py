@@ -25,11 +25,10 @@ from functools import lru_cache
 import numpy as np
 
 from studio.config import from_dict
-from studio.data.digits import split_digits
+from studio.data.digits import DIGIT_WORDS, split_digits
 
 TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
 MOTIONS = ("linear", "curved", "circular", "bounce")
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COUNT_WORDS = DIGIT_WORDS  # "how many times" answers reuse the number words
 QUESTIONS = {
     "retrieval": "which digit appeared ?",

@@ -35,10 +35,10 @@ from torch.nn import functional as F
 
 from studio.config import from_dict as config
 from studio.repro import cpu_threads
-from studio.data.digits import split_digits
+from studio.data.digits import DIGIT_WORDS, split_digits
 from studio.models.pretrained import Frozen, cached_pretrained
 
-WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+WORDS = DIGIT_WORDS
 TRANSFORMS = ("", "/r90", "/r180", "/r270", "/f", "/fr90", "/fr180", "/fr270")  # dihedral group of the square
 MAX_CLASSES = len(WORDS) * len(TRANSFORMS)
 N_SYMBOLS = 50
