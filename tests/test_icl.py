@@ -89,7 +89,7 @@ def test_scenes():
     e = sc[0]
     assert e.query.image.shape == (16, 16, 3) and e.query.image.dtype == np.float32
     assert 0 <= e.query.image.min() and e.query.image.max() <= 1
-    assert all(a in icl.COLOURS for a in e.candidates) and len(e.candidates) == 3
+    assert all(a in icl.EPISODE_COLOURS for a in e.candidates) and len(e.candidates) == 3
     acc = np.mean([p == e.answer for p, e in zip(icl.nearest_image_predictor(sc), sc)])
     assert acc > 0.6  # colour is visible to a pixel-space nearest neighbour
 
