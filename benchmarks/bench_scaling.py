@@ -78,7 +78,7 @@ def main(argv=None):
     t_boot = time.perf_counter() - t
     ci = ours.ci(0.95).set_index("param")
     print(f"ours : bootstrap {args.bootstrap} resamples {t_boot:.2f} s ({boot['converged'].mean():.1%} converged); 95% CI "
-          + ", ".join(f"{p} {ci.loc[p, 'low']:.4f}-{ci.loc[p, 'high']:.4f}" for p in ("E", "alpha", "beta")))
+          + ", ".join(f"{p} {ci.loc[p, 'ci_low']:.4f}-{ci.loc[p, 'ci_high']:.4f}" for p in ("E", "alpha", "beta")))
 
     grid = epoch_grid()
     k = min(args.epoch_starts, len(grid))

@@ -61,11 +61,11 @@ def test_chinchilla_bootstrap_matches_epochs_intervals(chinchilla_csv):
     assert len(boot) == 300 and boot["converged"].mean() > 0.95
     ci = f.ci(0.95).set_index("param")
     for p, (lo, hi) in sc.PUBLISHED["epoch"]["ci95"].items():
-        assert ci.loc[p, "low"] == pytest.approx(lo, abs=0.012), p
-        assert ci.loc[p, "high"] == pytest.approx(hi, abs=0.012), p
-        assert ci.loc[p, "low"] < f.params[p] < ci.loc[p, "high"]
+        assert ci.loc[p, "ci_low"] == pytest.approx(lo, abs=0.012), p
+        assert ci.loc[p, "ci_high"] == pytest.approx(hi, abs=0.012), p
+        assert ci.loc[p, "ci_low"] < f.params[p] < ci.loc[p, "ci_high"]
     # Hoffmann's published exponents sit outside our intervals, as Epoch found for beta.
-    assert not ci.loc["beta", "low"] <= sc.PUBLISHED["hoffmann"]["params"]["beta"] <= ci.loc["beta", "high"]
+    assert not ci.loc["beta", "ci_low"] <= sc.PUBLISHED["hoffmann"]["params"]["beta"] <= ci.loc["beta", "ci_high"]
 
 
 def test_load_chinchilla_keeps_240_and_derives_tokens(chinchilla_csv):
@@ -230,7 +230,7 @@ def test_frontier_with_bootstrap_bands():
     fr = sc.allocation_frontier(f, budgets, bootstrap=60, seed=0)
     assert list(fr["budget"]) == list(budgets)
     assert (fr["T_opt"] * fr["M_opt"]).to_numpy() == pytest.approx(budgets)
-    assert (fr["T_low"] <= fr["T_opt"] * 1.001).all() and (fr["T_opt"] <= fr["T_high"] * 1.001).all()
+    assert (fr["T_ci_low"] <= fr["T_opt"] * 1.001).all() and (fr["T_opt"] <= fr["T_ci_high"] * 1.001).all()
     assert fr["loss_opt"].is_monotonic_decreasing
 
 
