@@ -8,9 +8,10 @@
 
 Only the asked layers are hooked, and each output is detached and moved to the CPU the moment it is
 produced, so memory stays at model + captured layers (never `output_hidden_states`, which keeps
-every layer on the device). Works for any torch module given module names (`model.named_modules()`);
-for Hugging Face VLMs pass the model (or a `studio.hf.VLMAdapter`): the adapter turns layer indices
-into module names and computes the image-token modality mask from `input_ids`.
+every layer on the device). Works for any torch module given module names (`model.named_modules()`),
+and for any `LayerAdapter` (a `studio.hf.VLMAdapter`): the adapter turns layer indices into module
+names and computes the image-token modality mask from `input_ids`. A raw Hugging Face VLM goes
+through `studio.hf.run_with_cache`, which wraps it; this module imports no adapter code.
 
 A hooked module's output is taken as is when it is a tensor, else its first element (HF decoder
 layers return a tensor or a tuple whose first element is the hidden state). Note that HF's
@@ -18,8 +19,9 @@ layers return a tensor or a tuple whose first element is the hidden state). Note
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -27,6 +29,22 @@ from torch import nn
 
 MODALITIES = ("visual", "text", "all")
 POOLS = ("mean", "last")
+
+
+@runtime_checkable
+class LayerAdapter(Protocol):
+    """What run_with_cache needs from a model adapter (`studio.hf.VLMAdapter` is one).
+
+    model: the torch module that runs (called as model(**inputs) for a dict of inputs).
+    layer_names_for(names_filter): module names to hook, from indices, names, a callable or None.
+    modality_mask(inputs): (batch, seq) bool, True at visual-token positions.
+    """
+
+    model: nn.Module
+
+    def layer_names_for(self, names_filter) -> list[str]: ...
+
+    def modality_mask(self, inputs) -> torch.Tensor: ...
 
 
 class _StopForward(Exception):
@@ -139,7 +157,11 @@ def _resolve(model: nn.Module, names_filter) -> list[str]:
     if callable(names_filter):
         names = [n for n in modules if n and names_filter(n)]
     else:
-        names = [names_filter] if isinstance(names_filter, str) else list(names_filter)
+        names = [names_filter] if isinstance(names_filter, (str, int)) else list(names_filter)
+        indices = [n for n in names if not isinstance(n, str)]
+        if indices:  # a raw HF model used to be wrapped here; that lives in studio.hf now (no upward import)
+            raise ValueError(f"layer indices {indices} need an adapter that maps them to module names: pass a "
+                             "studio.hf.VLMAdapter here, or the raw Hugging Face model to studio.hf.run_with_cache")
         unknown = [n for n in names if n not in modules]
         if unknown:
             near = [n for n in modules if any(u.split(".")[-1] in n for u in unknown)][:8]
@@ -162,8 +184,8 @@ def run_with_cache(model, inputs, names_filter=None, *, modality_mask: torch.Ten
                    dtype: torch.dtype = torch.float32, forward: Callable | None = None) -> tuple[Any, ActivationCache]:
     """Run `model` on `inputs` once, capturing the outputs of the named modules; return (output, cache).
 
-    model: a torch module, a Hugging Face VLM (wrapped by `studio.hf.adapter_for` automatically) or
-        a `studio.hf.VLMAdapter`.
+    model: a torch module or a `LayerAdapter` such as `studio.hf.VLMAdapter` (for a raw Hugging Face
+        VLM use `studio.hf.run_with_cache`, which wraps it in its adapter).
     inputs: a dict of keyword arguments, a tuple of positional ones, or one tensor.
     names_filter: module names, one name, a callable name -> bool, or (with an HF adapter) layer
         indices such as [0, -1] / None for every decoder layer.
@@ -174,8 +196,8 @@ def run_with_cache(model, inputs, names_filter=None, *, modality_mask: torch.Ten
     Each capture is (batch, seq, d) in `dtype` on the CPU. A module that runs several times in one call
     (generation with a KV cache) has its outputs concatenated along the sequence dimension.
     """
-    adapter = _adapter(model)
-    if adapter is not None:
+    if isinstance(model, LayerAdapter):
+        adapter = model
         module = adapter.model
         names = adapter.layer_names_for(names_filter)
         if modality_mask is None and isinstance(inputs, Mapping) and "input_ids" in inputs:
@@ -227,15 +249,3 @@ def run_with_cache(model, inputs, names_filter=None, *, modality_mask: torch.Ten
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, hidden states {tuple(shape)}")
     return output, ActivationCache(hidden, modality_mask, attention_mask, {"names": names})
 
-
-def _adapter(model):
-    """The model's VLM adapter, if it is one or is a Hugging Face model of a known family; else None."""
-    if hasattr(model, "layer_names_for") and hasattr(model, "modality_mask"):
-        return model
-    if type(model).__module__.startswith("transformers."):
-        from studio import hf  # lazy: plain-module users need not import transformers
-        try:
-            return hf.adapter_for(model, load_text=False)  # the mask needs only the config
-        except ValueError:  # an HF model of no known VLM family: treat as a plain module
-            return None
-    return None
