@@ -46,7 +46,7 @@ def test_roundtrip_capture_equals_hidden_states(saved, family):
     assert mask.sum(1).tolist() == [n_img * len(im) for im in images]
     assert int(mask.sum()) == int((inputs["input_ids"] == vlm.image_token_id).sum())
 
-    out, cache = activations.run_with_cache(vlm.model, inputs, names_filter=[0])
+    out, cache = hf.run_with_cache(vlm.model, inputs, names_filter=[0])  # a raw HF model: wrapped on the hf side
     name = vlm.layer_name(0)
     assert cache.layers == [name] and name == f"{vlm.layers_path}.0"
     ref = vlm.model(**inputs, output_hidden_states=True)
@@ -98,6 +98,24 @@ def test_run_with_cache_on_a_plain_module():
     np.testing.assert_allclose(cache.pooled("0", "visual", "last")[1], net[0](x)[1, 0].detach().numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="unknown module"):
         activations.run_with_cache(net, x, names_filter=["nope"])
+
+
+def test_load_vlm_on_a_missing_local_folder_names_it(tmp_path):
+    from studio.errors import PathError
+    missing = tmp_path / "no-such-model"
+    for given in (missing, str(missing), "./no/such/model"):
+        with pytest.raises(PathError, match="no such folder") as err:
+            hf.load_vlm(given)
+        assert str(given) in str(err.value)
+
+
+def test_run_with_cache_wraps_a_raw_model_on_the_hf_side(saved):
+    vlm = saved["llava"][1]
+    _, _, inputs = _batch(vlm)
+    _, cache = hf.run_with_cache(vlm.model, inputs, [-1], stop_early=True)  # indices and the mask need the adapter
+    assert cache.layers == [vlm.layer_name(-1)] and torch.equal(cache.modality, vlm.modality_mask(inputs).cpu())
+    with pytest.raises(ValueError, match="studio.hf.run_with_cache"):
+        activations.run_with_cache(vlm.model, inputs, names_filter=[0])
 
 
 def _episodes(seed=0):
