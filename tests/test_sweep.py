@@ -1,6 +1,7 @@
 """studio.sweep: expansion, config checks, caching, resume after a kill, failures, launchers, CLI.
 
-Runs use studio.sweep:toy_target (no training); outputs go to a throw-away project root.
+Runs use studio.sweep.toy:toy_target (no training); outputs go to a throw-away project root.
+Run folders are keyed by config and code: the last tests edit a copy of the package and rerun.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ import yaml
 
 from studio import paths, sweep
 from studio.workbench import cli
-from studio.workbench.params import ParameterError
+from studio.errors import ParameterError
 
 TOY_YAML = paths.ROOT / "experiments" / "sweeps" / "toy.yaml"
 
 
 def toy(**overrides) -> dict:
-    cfg = {"name": "t", "target": "studio.sweep:toy_target",
+    cfg = {"name": "t", "target": "studio.sweep.toy:toy_target",
            "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
            "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]}}
     cfg.update(overrides)
@@ -61,11 +62,12 @@ def test_expand_grid_seeds_exclude_include_trainer():
     assert cells == [(1, 1, 0), (1, 1, 1), (1, 4, 0), (1, 4, 1), (4, 1, 0),
                      (3, 3, 0), (3, 3, 1), (5, 4, 7)]
     assert all(r["steps"] == 3 and r["trainer"] == {"accelerator": "cpu", "devices": 1} for r in runs)
-    keys = [sweep.run_key(r) for r in runs]
+    keys = [sweep.run_key(r, "code") for r in runs]
     assert len(set(keys)) == len(keys)
-    # the key is a hash of the full config, whatever the key order
-    assert sweep.run_key(dict(reversed(list(runs[0].items())))) == keys[0]
-    assert sweep.run_key({**runs[0], "steps": 4}) != keys[0]
+    # the key is a hash of the full config, whatever the key order, and of the code
+    assert sweep.run_key(dict(reversed(list(runs[0].items()))), "code") == keys[0]
+    assert sweep.run_key({**runs[0], "steps": 4}, "code") != keys[0]
+    assert sweep.run_key(runs[0], "other code") != keys[0]
 
 
 def test_profiles_deep_merge_base_and_replace_the_rest():
@@ -90,7 +92,7 @@ def test_toy_yaml_parses_in_every_profile():
     data = yaml.safe_load(TOY_YAML.read_text())
     for profile in data["profiles"]:
         cfg = sweep.load_config(TOY_YAML, profile)
-        assert cfg.name == "toy" and cfg.target == "studio.sweep:toy_target"
+        assert cfg.name == "toy" and cfg.target == "studio.sweep.toy:toy_target"
         assert len(sweep.expand(cfg)) >= 4
     assert len(sweep.expand(sweep.load_config(TOY_YAML, "smoke"))) == 4
 
@@ -105,7 +107,7 @@ def test_toy_yaml_parses_in_every_profile():
     ({"grid": {"frames": 4}}, r"grid\['frames'\] must be a non-empty list"),
     ({"seeds": [0, "1"]}, r"seeds must be a non-empty list of ints"),
     ({"seeds": [0], "grid": {"seed": [0, 1]}}, r"'seed' is both in grid and seeds"),
-    ({"target": "studio.sweep.toy_target"}, r"target must be 'module:function'"),
+    ({"target": "studio.sweep.toy.toy_target"}, r"target must be 'module:function'"),
     ({"name": "../x"}, r"name must be a folder-safe string"),
     ({"base": {"frames": 4, "lr": "1e-3"}}, r"lr = '1e-3' is a string to YAML; .* 1.0e-3"),
     ({"workers": 0}, r"workers must be an int >= 1"),
@@ -132,15 +134,18 @@ def test_sweep_writes_run_folders_and_results(project):
     out = project / "out"
     assert df.attrs["ran"] == 8 and df.attrs["skipped"] == 0 and df.attrs["failed"] == []
     assert list(df.columns[:4]) == ["frames", "tokens_per_frame", "steps", "seed"]
-    assert {"val_loss", "val_acc", "wall_s", "run_key"} <= set(df.columns)
+    assert {"val_loss", "val_acc", "seconds", "code", "run_key"} <= set(df.columns)
+    assert list(df.columns[-3:]) == ["seconds", "code", "run_key"] and df["code"].nunique() == 1
     on_disk = pd.read_csv(out / "results.csv")
     pd.testing.assert_frame_equal(on_disk, df.reset_index(drop=True), check_dtype=False)
     for row in df.itertuples():
         d = out / row.run_key
-        assert json.loads((d / "config.json").read_text())["frames"] == row.frames
+        recorded = json.loads((d / "config.json").read_text())
+        assert recorded["config"]["frames"] == row.frames and recorded["code"] == row.code
         assert json.loads((d / "metrics.json").read_text())["val_loss"] == row.val_loss
-        assert json.loads((d / "timing.json").read_text())["wall_s"] >= 0
-        assert sweep.run_key(json.loads((d / "config.json").read_text())) == row.run_key
+        assert json.loads((d / "timing.json").read_text())["seconds"] >= 0
+        assert sweep.run_key(recorded["config"], recorded["code"]) == row.run_key
+    assert row.code == sweep.target_code("studio.sweep.toy:toy_target")
     # the toy's loss falls with frames and with tokens per frame
     mean = df.groupby(["frames", "tokens_per_frame"]).val_loss.mean()
     assert mean[(4, 4)] < mean[(1, 4)] and mean[(4, 4)] < mean[(4, 1)]
@@ -189,7 +194,7 @@ def test_killed_run_is_redone_or_resumed_and_leaves_no_torn_file(project):
     (d / "timing.json").unlink()
     (d / "metrics.json.tmp.99999").write_text('{"val_loss": 0.')
     ckpt = json.loads((d / "checkpoint.json").read_text())
-    toy_cfg = json.loads((d / "config.json").read_text())
+    toy_cfg = json.loads((d / "config.json").read_text())["config"]
     # the loss after one step of the same run, as the toy would have checkpointed it
     (d / "checkpoint.json").write_text(json.dumps({"step": 1, "loss": _toy_loss_after(toy_cfg, 1, project)}))
     assert ckpt["step"] == 4
@@ -249,7 +254,7 @@ def test_failed_runs_are_recorded_and_the_others_still_run(project, capsys):
 def test_all_failed_still_writes_a_table_and_an_empty_grid_is_refused(project):
     df = run(toy(base={"frames": 4, "fail": True}, grid={"frames": [1, 2]}), "out")
     assert len(df) == 0 and len(df.attrs["failed"]) == 2
-    assert list(pd.read_csv(project / "out" / "results.csv").columns) == ["frames", "fail", "wall_s", "run_key"]
+    assert list(pd.read_csv(project / "out" / "results.csv").columns) == ["frames", "fail", "seconds", "code", "run_key"]
     with pytest.raises(ParameterError, match="expands to no runs"):
         run(toy(exclude=[{"steps": 3}]), "none")
 
@@ -271,7 +276,7 @@ def test_local_workers_run_in_other_processes_with_the_same_results(project, cap
     pids = {json.loads((project / "par" / k / "timing.json").read_text())["pid"] for k in df.run_key}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     serial = run(toy(seeds=[0, 1]), "ser", workers=1)  # the argument overrides the config's workers
-    pd.testing.assert_frame_equal(df.drop(columns="wall_s"), serial.drop(columns="wall_s"))
+    pd.testing.assert_frame_equal(df.drop(columns="seconds"), serial.drop(columns="seconds"))
     again = run(toy(seeds=[0, 1], workers=2), "par")
     assert again.attrs["skipped"] == 8 and again.attrs["ran"] == 0
     failing = run(toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0}), "fail",
@@ -387,3 +392,73 @@ def test_kill_9_midway_leaves_no_torn_file_and_the_rerun_resumes(tmp_path):
     assert len(df) == 4 and (df.steps_run + df.resumed_from_step == 30).all()
     assert (df.resumed_from_step > 0).any()  # the killed run picked up its checkpoint
     assert not list(out.rglob("*.tmp.*"))
+
+
+def test_default_out_may_be_a_configured_root_outside_the_project(project, tmp_path, monkeypatch):
+    """STUDIO_SWEEPS set by the user (or the tests) is trusted; an `out` from a caller is not."""
+    elsewhere = tmp_path / "configured-sweeps"
+    monkeypatch.setattr(paths, "SWEEPS", elsewhere)
+    df = run(toy(grid={"frames": [1]}), None)
+    assert Path(df.attrs["out"]) == elsewhere / "t" / "default" and df.attrs["ran"] == 1
+    with pytest.raises(paths.PathError, match="outside the project"):
+        run(toy(), elsewhere / "t" / "again")
+
+
+def test_a_bare_name_is_a_file_under_sweep_configs():
+    assert sweep.config_path("toy") == TOY_YAML
+    assert sweep.load_config("toy", "smoke").target == "studio.sweep.toy:toy_target"
+
+
+# --- keyed by code: edit a copy of the package and rerun ---------------------------------------------
+
+RERUN = """
+import json, sys
+import studio
+from studio.sweep import run_sweep
+df = run_sweep(sys.argv[1], profile="smoke", progress=False)
+print(json.dumps({"ran": df.attrs["ran"], "skipped": df.attrs["skipped"], "code": df.attrs["code"],
+                  "package": studio.__file__}))
+"""
+
+
+def test_editing_the_target_reruns_its_cells_editing_anything_else_reruns_nothing(tmp_path):
+    """The issue's test: runs are keyed by config AND the code behind the target (studio.cache).
+
+    A copy of the `studio` package in a temporary folder (PYTHONPATH points at it; runs, sweeps and
+    caches at the temporary folder too) runs the toy sweep; a comment added to the toy target's module
+    reruns every cell; one added to modules it does not import (a study, the sweep engine's launcher,
+    the figures helper) reruns none.
+    """
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(paths.ROOT / "studio", copy / "studio", ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = tmp_path / "toy.yaml"
+    shutil.copy(TOY_YAML, cfg)
+    env = {**os.environ, "PYTHONPATH": str(copy), "STUDIO_ROOT": str(tmp_path),
+           "STUDIO_RUNS": str(tmp_path / "runs"), "STUDIO_SWEEPS": str(tmp_path / "sweeps"),
+           "STUDIO_CACHE": str(tmp_path / "cache")}
+
+    def rerun() -> dict:
+        # cwd: not the checkout, whose studio/ would come first on sys.path ("" for python -c)
+        done = subprocess.run([sys.executable, "-c", RERUN, str(cfg)], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def append(rel: str) -> None:
+        with open(copy / "studio" / rel, "a") as f:
+            f.write("\n# an edit\n")
+
+    first = rerun()
+    assert first["package"].startswith(str(copy)), "the subprocess imported the real package, not the copy"
+    assert first["ran"] == 4 and first["skipped"] == 0
+    for rel in ("studies/visual_context.py", "sweep/launchers.py", "figures.py"):
+        append(rel)
+    untouched = rerun()
+    assert untouched == {**first, "ran": 0, "skipped": 4}  # same code fingerprint, nothing trained
+    append("sweep/toy.py")
+    edited = rerun()
+    assert edited["ran"] == 4 and edited["skipped"] == 0 and edited["code"] != first["code"]
+    runs = sorted(p.parent.name for p in (tmp_path / "sweeps" / "toy" / "smoke").glob("*/metrics.json"))
+    assert len(runs) == 8  # the old runs stay in their folders; the new code's runs sit beside them
