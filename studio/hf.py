@@ -1,6 +1,7 @@
 """`studio.hf`: the public name of the Hugging Face VLM adapters (studio.capture.hf).
 
-Kept because users and earlier issues call `studio.hf.load_vlm`, `tiny_vlm`, `hf_icl_predictor`.
+Kept because users and earlier issues call `studio.hf.load_vlm`, `tiny_vlm`, `hf_icl_predictor`,
+`run_with_cache` (a raw HF model or an adapter; `studio.capture.activations` never imports this).
 The module object is the implementation itself, so private names and monkeypatching behave as before.
 """
 import sys
