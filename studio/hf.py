@@ -2,7 +2,8 @@
 
 Kept because users and earlier issues call `studio.hf.load_vlm`, `tiny_vlm`, `hf_icl_predictor`,
 `run_with_cache` (a raw HF model or an adapter; `studio.capture.activations` never imports this).
-The module object is the implementation itself, so private names and monkeypatching behave as before.
+The module object is the implementation package itself, so private names stay reachable; since the split a
+monkeypatch must target the defining submodule (e.g. studio.capture.hf.adapter.load_vlm) to reach its callers.
 """
 import sys
 
