@@ -198,7 +198,7 @@ def test_notebook_runs_under_its_smoke_profile(name):
     if (paths.ROOT / ".git").exists():
         assert prov["git"]["commit"], "provenance lacks the git commit"
     assert prov["packages"].get("torch"), "provenance lacks package versions"
-    print(f"\n{name}: smoke run {prov['wall_time_s']} s -> {paths.relative(run)}")
+    print(f"\n{name}: smoke run {prov['seconds']} s -> {paths.relative(run)}")
 
     index_file = run / "figures" / "figures.json"
     index = json.loads(index_file.read_text()) if index_file.exists() else {}

@@ -46,7 +46,7 @@ def test_remake_command():
 
 
 def test_readme_gallery_lists_every_figure_in_the_manifest():
-    from studio.workbench.runner import read_manifest
+    from studio.workbench.manifest import read_manifest
 
     if not paths.MANIFEST.exists():
         pytest.skip("no figures/MANIFEST yet (make figures writes it)")

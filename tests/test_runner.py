@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from studio import paths
-from studio.workbench import cli, runner
+from studio.workbench import cli, regenerate, runner
 from studio.repro import sha256_file
 
 
@@ -65,7 +65,7 @@ def test_run_writes_folder_with_provenance_and_is_deterministic(project):
     prov = json.loads((a.run_dir / "provenance.json").read_text())
     assert prov["status"] == "ok" and prov["seed"] == 3 and prov["profile"] == "smoke"
     assert prov["packages"]["torch"].startswith("2.13.0") and prov["python"]
-    assert set(prov["git"]) == {"commit", "dirty"} and prov["wall_time_s"] > 0
+    assert set(prov["git"]) == {"commit", "dirty"} and prov["seconds"] > 0
     executed = nbformat.read(a.run_dir / "quickstart.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "seed = 3" in injected[0].source
@@ -94,7 +94,7 @@ def test_failing_cell_names_the_cell_keeps_the_folder_marked_failed(project, cap
 
 @pytest.mark.slow
 def test_figures_publish_manifest_and_check(project, capsys):
-    assert runner.run_figures("smoke", echo=lambda *_: None) == 0
+    assert regenerate.run_figures("smoke", echo=lambda *_: None) == 0
     manifest = yaml.safe_load((project / "figures" / "MANIFEST").read_text())["figures"]
     entry = manifest["quickstart_pooling"]
     for ext in ("png", "pdf", "csv"):
@@ -104,11 +104,11 @@ def test_figures_publish_manifest_and_check(project, capsys):
     assert entry["notebook"].endswith("quickstart.ipynb") and len(entry["params_hash"]) == 8
     assert "figures/quickstart_pooling.png" in (project / "README.md").read_text()  # the gallery
     before = (project / "figures" / "quickstart_pooling.csv").read_bytes()
-    assert runner.run_figures("smoke", check=True, echo=lambda *_: None) == 0  # same seed, same data
+    assert regenerate.run_figures("smoke", check=True, echo=lambda *_: None) == 0  # same seed, same data
     # A tampered figure is reported, and --check leaves figures/ alone.
     (project / "figures" / "MANIFEST").write_text(
         (project / "figures" / "MANIFEST").read_text().replace(entry["csv_sha256"], "deadbeef" * 8))
     lines = []
-    assert runner.run_figures("smoke", check=True, echo=lines.append) == 1
+    assert regenerate.run_figures("smoke", check=True, echo=lines.append) == 1
     assert any("quickstart_pooling: data changed" in line for line in lines)
     assert (project / "figures" / "quickstart_pooling.csv").read_bytes() == before

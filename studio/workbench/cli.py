@@ -27,7 +27,7 @@ def cmd_run(args) -> int:
 
     result = run_notebook(args.notebook, args.profile, args.file or (), _parse_overrides(args.param),
                           progress=not args.quiet)
-    print(f"ok: {paths.relative(result.run_dir)} ({result.provenance['wall_time_s']} s)")
+    print(f"ok: {paths.relative(result.run_dir)} ({result.provenance['seconds']} s)")
     return 0
 
 
@@ -49,9 +49,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from studio.workbench.runner import run_figures
+    from studio.workbench.regenerate import run_figures
 
-    return run_figures(args.profile, check=args.check, only=args.only)
+    return run_figures(args.profile, check=args.check, only=args.only, jobs=args.jobs)
 
 
 def cmd_sweep(args) -> int:
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--check", action="store_true",
                      help="rerun and report figures whose data changed; figures/ is left untouched")
     fig.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
+    fig.add_argument("--jobs", type=_positive_int, metavar="N",
+                     help="notebooks run side by side (respecting `after:`); default: min(2, cores)")
     fig.set_defaults(func=cmd_figures)
 
     sw = sub.add_parser("sweep", help="run a grid of small-scale ablations (cached, resumable)")
@@ -118,13 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from studio.workbench.params import ParameterError
-    from studio.paths import PathError
+    from studio.errors import StudioError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParameterError, PathError, FileNotFoundError) as e:
+    except (StudioError, FileNotFoundError) as e:
         print(f"studio {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

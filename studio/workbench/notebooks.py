@@ -12,6 +12,7 @@ import jupytext
 import nbformat
 
 from studio import paths
+from studio.errors import ParameterError
 
 KERNELSPEC = {"name": paths.KERNEL_NAME, "display_name": "Python (studio)", "language": "python"}
 
@@ -49,3 +50,29 @@ def sync_all(check: bool = False) -> list[str]:
         if not check:
             nbformat.write(nb, ipynb)
     return changed
+
+
+def current(notebook: str | Path) -> Path:
+    """The .ipynb to execute for `notebook` (NAME.py or NAME.ipynb), made to say what NAME.py says.
+
+    The .py is the source. When the pair differs, the .ipynb is rewritten from the .py (as `studio sync`
+    does) unless the .ipynb is the newer file: then it holds edits the .py lacks, and the run is refused
+    with a message naming `studio sync`, rather than silently running one or losing the other.
+    """
+    path = Path(notebook)
+    py, ipynb = path.with_suffix(".py"), path.with_suffix(".ipynb")
+    if path.suffix not in (".py", ".ipynb"):
+        raise ParameterError(f"{notebook}: expected a notebook, NAME.ipynb or its paired NAME.py")
+    if not py.is_file():
+        return ipynb  # a notebook without a text twin (e.g. a user's own): run it as it is
+    nb = to_ipynb(py)
+    if ipynb.is_file():
+        if cells(nbformat.read(ipynb, as_version=4)) == cells(nb):
+            return ipynb
+        if ipynb.stat().st_mtime > py.stat().st_mtime:
+            raise ParameterError(
+                f"{paths.relative(ipynb)} was edited after {paths.relative(py)} and they differ; the .py is the "
+                f"source: save the notebook from JupyterLab (jupytext updates the .py), or run `studio sync` to "
+                f"rewrite the .ipynb from the .py (discarding the .ipynb's edits)")
+    nbformat.write(nb, ipynb)
+    return ipynb

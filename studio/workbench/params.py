@@ -158,8 +158,12 @@ def _check(value, node) -> bool:
 def read_notebook(path: str | Path) -> NotebookSpec:
     """Read a notebook's parameters and its profiles file, refusing malformed profiles loudly."""
     path = Path(path)
+    if path.suffix == ".py" and path.with_suffix(".ipynb").is_file():
+        path = path.with_suffix(".ipynb")  # NAME.py names its paired notebook
+    if path.is_dir():
+        raise ParameterError(f"{path}: is a folder; expected a notebook, e.g. notebooks/quickstart.ipynb")
     if path.suffix != ".ipynb":
-        raise ParameterError(f"{path}: expected a .ipynb notebook")
+        raise ParameterError(f"{path}: expected a .ipynb notebook (or its paired .py)")
     if not path.is_file():
         raise ParameterError(f"{path}: no such notebook (notebooks: {', '.join(n.stem for n in list_notebooks())})")
     import nbformat  # imported here: it costs seconds, and most `studio` commands never need it

@@ -1,11 +1,14 @@
-"""The README's gallery, written from figures/MANIFEST: each figure, what it shows, the command that remakes it.
+"""The README's findings and gallery, written from figures/MANIFEST.
 
-    .venv/bin/python -m studio.workbench.readme          # rewrite the gallery in README.md
-    .venv/bin/python -m studio.workbench.readme --check  # exit 1 if the gallery is stale
+    .venv/bin/python -m studio.workbench.readme          # rewrite both sections in README.md
+    .venv/bin/python -m studio.workbench.readme --check  # exit 1 if either is stale
 
-Only the text between `<!-- gallery:start -->` and `<!-- gallery:end -->` is touched; the rest of the
-README is written by hand. Figures are grouped by notebook, in the MANIFEST's order; tables (kind
-`table`) are data for other notebooks and are not shown.
+Findings (between `<!-- findings:start -->` and `<!-- findings:end -->`): every study's verdict table
+(kind `verdicts`, written by studio.verdicts.save_verdicts) as one markdown table per study, so a reader
+sees what the workbench found without opening a notebook. Gallery (between `<!-- gallery:start -->`
+and `<!-- gallery:end -->`): each figure, what it shows, the command that remakes it, grouped by
+notebook. Tables of kind `table` are data for other notebooks and are not shown. The rest of the README
+is written by hand.
 """
 from __future__ import annotations
 
@@ -18,12 +21,41 @@ from studio.repro import atomic_write_text
 
 START = "<!-- gallery:start -->"
 END = "<!-- gallery:end -->"
+FINDINGS_START = "<!-- findings:start -->"
+FINDINGS_END = "<!-- findings:end -->"
 
 
 def _manifest() -> dict:
-    from studio.workbench.runner import read_manifest
+    from studio.workbench.manifest import read_manifest
 
     return read_manifest()
+
+
+def _cell(text) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def findings_markdown(manifest: dict) -> str:
+    """The findings section's body: each study's verdicts (claim, paper, verdict, evidence)."""
+    import pandas as pd
+
+    tables = sorted((e.get("notebook", "?"), name, e) for name, e in manifest.items() if e.get("kind") == "verdicts")
+    if not tables:
+        return "_No verdicts yet: `make figures` computes them._"
+    parts = []
+    for notebook, name, entry in tables:
+        csv = _file(name, entry, "csv")
+        if csv is None or not (paths.ROOT / csv).is_file():
+            continue
+        table = pd.read_csv(paths.ROOT / csv)
+        counts = table["verdict"].value_counts()
+        tally = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced", "tie") if v in counts)
+        rows = "\n".join(f"| {_cell(r.claim)} | {_cell(r.paper)} | **{r.verdict}** | {_cell(r.evidence)} |"
+                         for r in table.itertuples())
+        parts.append(f"**{Path(notebook).stem}** ({tally}; [`{csv}`]({csv}), profile "
+                     f"{entry.get('profile') or 'default'})\n\n| claim | paper | verdict | evidence |\n"
+                     f"|---|---|---|---|\n{rows}")
+    return "\n\n".join(parts)
 
 
 def figures_by_notebook(manifest: dict) -> dict[str, list[tuple[str, dict]]]:
@@ -70,13 +102,21 @@ def gallery_markdown(manifest: dict) -> str:
     return "\n\n".join(parts)
 
 
+def _replace(text: str, start_marker: str, end_marker: str, body: str) -> str:
+    start, end = text.find(start_marker), text.find(end_marker)
+    return text[:start + len(start_marker)] + "\n" + body + "\n" + text[end:]
+
+
 def render(text: str, manifest: dict) -> str:
-    """`text` (a README) with the gallery between the markers replaced."""
+    """`text` (a README) with the gallery (and the findings, where it has their markers) replaced."""
     start, end = text.find(START), text.find(END)
     if start < 0 or end < 0 or end < start:
         raise ValueError(f"README has no gallery markers: put {START} and {END} (in that order) "
                          "where the gallery goes")
-    return text[:start + len(START)] + "\n" + gallery_markdown(manifest) + "\n" + text[end:]
+    text = _replace(text, START, END, gallery_markdown(manifest))
+    if 0 <= text.find(FINDINGS_START) < text.find(FINDINGS_END):
+        text = _replace(text, FINDINGS_START, FINDINGS_END, findings_markdown(manifest))
+    return text
 
 
 def update_readme(readme: str | Path | None = None, manifest: dict | None = None, *, check: bool = False) -> bool:
@@ -103,9 +143,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     changed = update_readme(check=args.check)
     if args.check:
-        print("README gallery: " + ("out of date (python -m studio.workbench.readme)" if changed else "up to date"))
+        print("README gallery and findings: " + ("out of date (python -m studio.workbench.readme)" if changed else "up to date"))
         return 1 if changed else 0
-    print("README gallery: " + ("rewritten" if changed else "unchanged"))
+    print("README gallery and findings: " + ("rewritten" if changed else "unchanged"))
     return 0
 
 

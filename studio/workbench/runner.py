@@ -1,15 +1,16 @@
-"""`studio run` and `studio figures`: execute notebooks with papermill, record provenance, refresh figures/.
+"""`studio run`: execute a notebook with papermill into a run folder and record its provenance.
 
 A run goes into a new folder experiments/runs/NAME/<UTC time>-<params hash>/ holding the executed
-notebook, params.yaml and provenance.json. Nothing outside that folder is written by a run; only a
-successful `studio figures` copies a run's figures into figures/ and rewrites figures/MANIFEST.
+notebook, params.yaml and provenance.json. It executes what notebooks/NAME.py says (the pair is synced
+first, studio.workbench.notebooks.current). Nothing outside the run folder is written by a run; only a
+successful `studio figures` (studio.workbench.regenerate) publishes a run's figures into figures/.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from pathlib import Path
 import yaml
 
 from studio import paths
-from studio.figures import INDEX_FILE
-from studio.workbench.params import NotebookSpec, ParameterError, list_notebooks, read_notebook, resolve
 from studio.repro import atomic_write_text, environment, git_state, sha256_file, stable_hash
+from studio.workbench.notebooks import current
+from studio.workbench.params import read_notebook, resolve
 
 
 class _QuietPapermill(logging.Filter):
@@ -44,6 +45,17 @@ class RunFailed(RuntimeError):
     def __init__(self, message: str, run_dir: Path):
         super().__init__(message)
         self.run_dir = run_dir
+
+    def __reduce__(self):  # crosses process boundaries in `studio figures --jobs N`
+        return type(self), (str(self), self.run_dir)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM, `timeout`, `kill`) during a run: recorded as `interrupted`, like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated(f"signal {signum}")
 
 
 @dataclass
@@ -79,11 +91,15 @@ def ensure_kernel() -> str:
 def _new_run_dir(name: str, params_hash: str, runs_root: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = runs_root / name / f"{stamp}-{params_hash}"
-    run_dir, i = base, 1
-    while run_dir.exists():  # two runs in one second with the same parameters
-        run_dir, i = base.with_name(f"{base.name}.{i}"), i + 1
-    run_dir.mkdir(parents=True)
-    return run_dir
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(10_000):  # two runs in one second with the same parameters take the next suffix
+        run_dir = base if i == 0 else base.with_name(f"{base.name}.{i}")
+        try:
+            run_dir.mkdir()  # atomic: of two processes racing for a name, exactly one gets it
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free run folder name under {base.parent}")
 
 
 def prepare(notebook: str | Path, profile: str | None = None, files=(), overrides: dict | None = None):
@@ -91,6 +107,8 @@ def prepare(notebook: str | Path, profile: str | None = None, files=(), override
     path = Path(notebook)
     if not path.is_absolute():
         path = (paths.ROOT / path) if not path.exists() else path.resolve()
+    if path.suffix in (".py", ".ipynb") and path.with_suffix(".py").is_file():
+        path = current(path)  # execute what NAME.py says
     spec = read_notebook(path)
     params = resolve(spec, profile, files, overrides)
     return spec, params
@@ -111,6 +129,7 @@ def run_notebook(notebook: str | Path, profile: str | None = None, files=(), ove
     atomic_write_text(run_dir / "params.yaml", yaml.safe_dump(params, sort_keys=True))
     provenance = {
         "notebook": paths.relative(spec.path),
+        "notebook_sha256": sha256_file(spec.path),  # identifies the code that ran, in or out of the repo
         "profile": profile,
         "params_hash": params_hash,
         "seed": params.get("seed"),
@@ -124,6 +143,7 @@ def run_notebook(notebook: str | Path, profile: str | None = None, files=(), ove
     env_before = os.environ.get(paths.RUN_DIR_ENV)
     os.environ[paths.RUN_DIR_ENV] = str(run_dir)  # the kernel inherits it: save_figure writes here
     t0 = time.perf_counter()
+    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         pm.execute_notebook(str(spec.path), str(output), parameters=params, kernel_name=kernel,
                             cwd=str(paths.ROOT), progress_bar=progress, request_save_on_cell_execute=True)
@@ -143,7 +163,9 @@ def run_notebook(notebook: str | Path, profile: str | None = None, files=(), ove
     else:
         provenance.update(status="ok")
     finally:
-        provenance["wall_time_s"] = round(time.perf_counter() - t0, 2)
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+        provenance["seconds"] = round(time.perf_counter() - t0, 2)
         provenance["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _write_provenance(run_dir, provenance)
         if env_before is None:
@@ -157,138 +179,7 @@ def _write_provenance(run_dir: Path, provenance: dict) -> None:
     atomic_write_text(run_dir / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")
 
 
-# ---------------------------------------------------------------------------------------------- figures
+def _main_thread() -> bool:
+    import threading
 
-def figure_notebooks(only=None) -> list[NotebookSpec]:
-    """Notebooks registered for figures (`figures: true` in experiments/NAME.yaml), upstream first."""
-    specs = {s.name: s for s in (read_notebook(p) for p in list_notebooks()) if s.figures}
-    if only:
-        missing = set(only) - set(specs)
-        if missing:
-            raise ParameterError(f"not registered for figures: {sorted(missing)}; registered: {sorted(specs)}")
-    ordered, seen = [], set()
-
-    def visit(name, stack=()):
-        if name in stack:
-            raise ParameterError(f"notebooks depend on each other in a cycle: {' -> '.join(stack + (name,))}")
-        if name in seen or name not in specs:
-            return
-        for dep in specs[name].after:
-            visit(dep, stack + (name,))
-        seen.add(name)
-        ordered.append(specs[name])
-
-    for name in sorted(specs):
-        visit(name)
-    return [s for s in ordered if not only or s.name in only]
-
-
-def read_manifest() -> dict:
-    if not paths.MANIFEST.exists():
-        return {}
-    return (yaml.safe_load(paths.MANIFEST.read_text()) or {}).get("figures", {}) or {}
-
-
-def write_manifest(entries: dict) -> None:
-    header = "# Written by `studio figures`: each figure, the notebook, parameters and commit that made it.\n"
-    body = yaml.safe_dump({"figures": dict(sorted(entries.items()))}, sort_keys=False, width=100)
-    paths.FIGURES.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(paths.MANIFEST, header + body)
-
-
-def _outputs(result: RunResult) -> dict:
-    index_path = result.figures_dir / INDEX_FILE
-    return json.loads(index_path.read_text()) if index_path.exists() else {}
-
-
-def publish(result: RunResult, manifest: dict) -> dict:
-    """Copy one successful run's figures into figures/ and return the updated manifest entries."""
-    outputs = _outputs(result)
-    git = result.provenance.get("git", {})
-    notebook = result.provenance["notebook"]
-    paths.FIGURES.mkdir(parents=True, exist_ok=True)  # a fresh clone may have no figures/ yet
-    # Figures this notebook made before but no longer makes are removed with their entries.
-    for name, entry in list(manifest.items()):
-        if entry.get("notebook") == notebook and name not in outputs:
-            for f in entry.get("files", []):
-                (paths.ROOT / f).unlink(missing_ok=True)
-            del manifest[name]
-    for name, info in outputs.items():
-        files = []
-        for ext in ("png", "pdf", "csv"):
-            src = result.figures_dir / f"{name}.{ext}"
-            if src.exists():
-                dst = paths.FIGURES / src.name
-                tmp = dst.with_name(dst.name + ".tmp")
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
-                files.append(paths.relative(dst))
-        manifest[name] = {
-            "kind": info["kind"],
-            "caption": info["caption"],
-            "notebook": notebook,
-            "profile": result.profile,
-            "params_hash": result.params_hash,
-            "seed": result.params.get("seed"),
-            "git_commit": git.get("commit"),
-            "git_dirty": git.get("dirty"),
-            "run": paths.relative(result.run_dir),
-            "files": files,
-            "csv_sha256": sha256_file(result.figures_dir / f"{name}.csv"),
-        }
-    return manifest
-
-
-def compare(result: RunResult, manifest: dict) -> list[str]:
-    """Differences between a fresh run's figure data and the MANIFEST (empty: nothing changed)."""
-    problems = []
-    outputs = _outputs(result)
-    notebook = result.provenance["notebook"]
-    for name in outputs:
-        new = sha256_file(result.figures_dir / f"{name}.csv")
-        old = manifest.get(name, {}).get("csv_sha256")
-        if old is None:
-            problems.append(f"{name}: new (not in MANIFEST)")
-        elif old != new:
-            problems.append(f"{name}: data changed (csv sha256 {old[:12]} -> {new[:12]}; "
-                            f"compare figures/{name}.csv with {paths.relative(result.figures_dir / (name + '.csv'))})")
-    for name, entry in manifest.items():
-        if entry.get("notebook") == notebook and name not in outputs:
-            problems.append(f"{name}: in MANIFEST but no longer produced")
-    return problems
-
-
-def run_figures(profile: str = "default", *, check: bool = False, only=None, echo=print) -> int:
-    """Run every figure notebook with `profile`; publish (or, with check, compare). Returns an exit code."""
-    from tqdm.auto import tqdm
-
-    specs = figure_notebooks(only)
-    for spec in specs:  # refuse bad profiles for all notebooks before running any
-        resolve(spec, profile)
-    manifest = read_manifest()
-    problems: list[str] = []
-    bar = tqdm(specs, desc=f"figures ({profile})", unit="notebook")
-    for spec in bar:
-        bar.set_postfix_str(spec.name)
-        t0 = time.perf_counter()
-        result = run_notebook(spec.path, profile, progress=False)
-        if check:
-            found = compare(result, manifest)
-            problems += found
-            echo(f"{spec.name}: {'changed' if found else 'unchanged'} ({time.perf_counter() - t0:.0f} s)")
-        else:
-            manifest = publish(result, manifest)
-            write_manifest(manifest)
-            echo(f"{spec.name}: {len(_outputs(result))} figures/tables -> figures/ ({time.perf_counter() - t0:.0f} s)")
-    from studio.workbench.readme import update_readme
-
-    if check:
-        if update_readme(check=True):
-            problems.append("README gallery is stale (python -m studio.workbench.readme rewrites it)")
-        for p in problems:
-            echo(f"  {p}")
-        echo("figures --check: " + ("no change" if not problems else f"{len(problems)} difference(s)"))
-        return 1 if problems else 0
-    update_readme()
-    echo("README gallery updated from figures/MANIFEST")
-    return 0
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,134 @@
+"""`studio figures`: rerun every figure notebook and publish (or, with --check, compare) its figures.
+
+Notebooks registered with `figures: true` in experiments/NAME.yaml run with one profile; `after:` orders
+them (scaling_laws reads the table visual_context publishes). With jobs > 1 independent notebooks run
+side by side, each in a process of its own (the run folder reaches its kernel through an environment
+variable, which a thread could not keep apart); a notebook starts once everything it comes after has
+succeeded. Each success is published at once, under the MANIFEST lock.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+from studio.errors import ParameterError
+from studio.workbench import manifest
+from studio.workbench.params import NotebookSpec, list_notebooks, read_notebook, resolve
+from studio.workbench.runner import RunFailed, run_notebook
+
+
+def figure_notebooks(only=None) -> list[NotebookSpec]:
+    """Notebooks registered for figures (`figures: true` in experiments/NAME.yaml), upstream first."""
+    specs = {s.name: s for s in (read_notebook(p) for p in list_notebooks()) if s.figures}
+    if only:
+        missing = set(only) - set(specs)
+        if missing:
+            raise ParameterError(f"not registered for figures: {sorted(missing)}; registered: {sorted(specs)}")
+    ordered, seen = [], set()
+
+    def visit(name, stack=()):
+        if name in stack:
+            raise ParameterError(f"notebooks depend on each other in a cycle: {' -> '.join(stack + (name,))}")
+        if name in seen or name not in specs:
+            return
+        for dep in specs[name].after:
+            visit(dep, stack + (name,))
+        seen.add(name)
+        ordered.append(specs[name])
+
+    for name in sorted(specs):
+        visit(name)
+    return [s for s in ordered if not only or s.name in only]
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _run(path: str, profile: str):
+    return run_notebook(path, profile, progress=False)
+
+
+class _Inline:
+    """One notebook at a time, in this process: no process start-up, and paths patched in-process hold."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:
+            future.set_exception(e)
+        return future
+
+
+def run_figures(profile: str = "default", *, check: bool = False, only=None, jobs: int | None = None,
+                echo=print) -> int:
+    """Run every figure notebook with `profile`; publish (or, with check, compare). Returns an exit code."""
+    from tqdm.auto import tqdm
+
+    from studio.workbench.readme import update_readme
+
+    specs = figure_notebooks(only)
+    for spec in specs:  # refuse bad profiles for all notebooks before running any
+        resolve(spec, profile)
+    jobs = jobs or default_jobs()
+    names = {s.name for s in specs}
+    snapshot = manifest.read_manifest()  # what --check compares with
+    problems: list[str] = []
+    failed: list[str] = []
+    done: set[str] = set()
+    todo = list(specs)
+    bar = tqdm(total=len(specs), desc=f"figures ({profile}, {jobs} at once)", unit="notebook")
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) if jobs > 1 else _Inline()
+    with pool:
+        running = {}
+        while todo or running:
+            for spec in [s for s in todo if all(d in done or d not in names for d in s.after)][: jobs - len(running)]:
+                todo.remove(spec)
+                running[pool.submit(_run, str(spec.path), profile)] = (spec, time.perf_counter())
+            if not running:  # what is left waits on a notebook that failed
+                failed += [s.name + " (skipped: an upstream notebook failed)" for s in todo]
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                spec, t0 = running.pop(future)
+                bar.update(1)
+                try:
+                    result = future.result()
+                except RunFailed as e:
+                    failed.append(spec.name)
+                    echo(f"{spec.name}: FAILED: {e}")
+                    continue
+                done.add(spec.name)
+                seconds = time.perf_counter() - t0
+                if check:
+                    found = manifest.compare(result, snapshot)
+                    problems += found
+                    echo(f"{spec.name}: {'changed' if found else 'unchanged'} ({seconds:.0f} s)")
+                else:
+                    with manifest.updating() as entries:
+                        manifest.publish(result, entries)
+                    made = len(manifest.outputs(result.figures_dir))
+                    echo(f"{spec.name}: {made} figures/tables -> figures/ ({seconds:.0f} s)")
+    bar.close()
+    if failed:
+        echo("figures: failed: " + ", ".join(failed))
+        return 1
+    if check:
+        if update_readme(check=True):
+            problems.append("README gallery or findings are stale (python -m studio.workbench.readme rewrites them)")
+        for p in problems:
+            echo(f"  {p}")
+        echo("figures --check: " + ("no change" if not problems else f"{len(problems)} difference(s)"))
+        return 1 if problems else 0
+    update_readme()
+    echo("README gallery and findings updated from figures/MANIFEST")
+    return 0
