@@ -1,33 +1,44 @@
 # The two commands: `make figures` (regenerate every figure, CPU default profile) and `make test`.
-# Both create .venv on first use: torch==2.13.0 (CPU build) first, then the package, keeping that torch.
+# Both create .venv on first use from requirements.lock (every package version that made the committed
+# figures; torch is the 2.13.0 CPU build), then install the package itself without touching those pins.
+# `make lock` refreshes the lock from pyproject.toml (pip-tools); constraints.txt keeps the CPU torch.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.studio-installed
 PROFILE ?= default
-# pip's local mirrors print one harmless warning per package; keep the log readable.
-QUIET_PIP := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+JOBS ?=
+# pip's local mirrors print one harmless warning per package: filter it, but keep pip's exit status
+# (pipefail) so that a failed install stops here with pip's own message.
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: setup figures figures-check test test-fast lab notebooks clean-venv
+.PHONY: setup figures figures-check test test-fast lint lab notebooks lock clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip $(QUIET_PIP)
-	$(PY) -m pip install --quiet torch==2.13.0 $(QUIET_PIP)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]' $(QUIET_PIP)
+	$(PY) -m pip install --quiet -c constraints.txt -r requirements.lock $(QUIET_PIP)
+	$(PY) -m pip install --quiet --no-deps -e . $(QUIET_PIP)
 	@$(PY) -c "import torch, studio; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	$(PY) -m ipykernel install --sys-prefix --name studio --display-name "Python (studio)"
 	@touch $(STAMP)
 
 figures: setup
-	$(VENV)/bin/studio figures --profile $(PROFILE)
+	$(VENV)/bin/studio figures --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
 
 figures-check: setup
-	$(VENV)/bin/studio figures --profile $(PROFILE) --check
+	$(VENV)/bin/studio figures --profile $(PROFILE) --check $(if $(JOBS),--jobs $(JOBS))
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest
 
 test-fast: setup
@@ -38,6 +49,10 @@ lab: setup
 
 notebooks: setup
 	$(VENV)/bin/studio sync
+
+lock: setup
+	$(VENV)/bin/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+		-c constraints.txt -o requirements.lock pyproject.toml
 
 clean-venv:
 	rm -rf $(VENV)

@@ -37,3 +37,35 @@ def test_readme_starts_with_the_two_commands_and_ci_calls_the_test_one():
     head = readme[:1500]
     assert "make figures" in head and "make test" in head
     assert re.search(r"^make test\b", (paths.ROOT / ".ci" / "run").read_text(), re.M)
+
+
+def _lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in (paths.ROOT / "requirements.lock").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line)
+        if m:
+            pins[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+def test_the_lock_pins_every_declared_package_and_the_cpu_torch():
+    project = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_split(r)[0] for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    pins = _lock_pins()
+    assert declared <= set(pins), f"not pinned in requirements.lock: {sorted(declared - set(pins))} (make lock)"
+    assert pins["torch"].startswith("2.13.0")
+
+
+def test_the_installed_packages_are_the_locked_ones():
+    from importlib import metadata
+
+    pins = _lock_pins()
+    for name in ("torch", "lightning", "numpy", "scipy", "transformers", "scikit-learn", "pandas"):
+        assert metadata.version(name) == pins[name], f"{name}: installed {metadata.version(name)}, locked {pins[name]}"
+
+
+def test_setup_stops_on_a_failed_install():
+    # `|| true` after pip once hid a failed install; the Makefile must keep pip's exit status.
+    makefile = (paths.ROOT / "Makefile").read_text()
+    assert "pipefail" in makefile and "-r requirements.lock" in makefile
+    assert not re.search(r"pip install[^\n]*\|\| true\s*$", makefile, re.M)
