@@ -153,7 +153,8 @@ def cosine_structure(visual, text) -> dict[str, float]:
 def linear_cka(X, Y) -> float:
     """Linear CKA of row-paired representations (Kornblith et al. 2019). (n, d1), (n, d2) -> [0, 1].
 
-    Columns are centred; CKA = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F). Invariant to orthogonal
+    The biased (plug-in HSIC) estimator, the one the figures use: columns are centred and
+    CKA = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), with no small-sample correction. Invariant to orthogonal
     transforms and isotropic scaling of either side; 1 for X vs X @ Q. Computed through the n x n
     Gram matrices when n < d (same value, less work). CKA is biased upwards at small n and more so
     with duplicated rows, so `bootstrap` half-samples it (see there).

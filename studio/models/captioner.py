@@ -1,8 +1,10 @@
 """A tiny captioning MLLM for the scenes of `studio.data.scenes`, with HACL's contrastive term optional.
 
-    frames --(frozen cell encoder, pretrained once)--> (n, 18, F) visual features
+    frames --(frozen cell encoder, `studio.models.cell_encoder`)--> (n, 18, F) visual features
            --(projector: MLP + visual position embedding)--> (n, 18, H) visual tokens
     [visual tokens, <bos>, caption, <eos>] --(LlamaForCausalLM fed inputs_embeds)--> next-token logits
+
+    model, metrics, folder = cached_captioner({"arm": "hacl"}, train, val, seed=0)   # trained once
 
 The language model is a transformers `LlamaForCausalLM` built from a config, so HF-style
 `output_hidden_states` works and its blocks are named `lm.model.layers.{i}`.
@@ -11,7 +13,7 @@ Arms (`CaptionerConfig.arm`):
 - "lm": language-modelling loss on the caption tokens (and <eos>) only;
 - "contrastive": plus HACL's contrastive term without hallucinated negatives;
 - "hacl": plus the term with every hallucinated caption of the batch as an extra negative in the
-  image-to-text direction (Jiang et al., CVPR 2024).
+  image-to-text direction (Jiang et al., CVPR 2024; `studio.models.losses.hacl_loss`).
 
 HACL's representations: the visual token sequence and the caption each go through the LM on their own
 with the <eos> embedding appended; the last-layer hidden state at <eos> goes through a linear head
@@ -20,136 +22,38 @@ clamped to [0.001, 0.5]; the loss is the symmetric InfoNCE averaged over both di
 """
 from __future__ import annotations
 
-import logging
+import hashlib
+import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from studio.cache import cached, code_fingerprint, load_checked
 from studio.config import from_dict
-from studio.repro import cpu_threads
 from studio.data import scenes as S
-from studio.models.pretrained import cached_pretrained
+from studio.models.losses import hacl_loss
+from studio.repro import cpu_threads, seed_everything
+from studio.training import OptimConfig, make_trainer, quiet_lightning
 
 ARMS = ("lm", "contrastive", "hacl")
 N_VISUAL = S.FRAMES * S.GRID * S.GRID  # visual tokens per clip: one per cell per frame
-
-
-
-
-# ---------------------------------------------------------------------------------------------------
-# The frozen image encoder: one 8 x 8 RGB cell -> a feature vector, pretrained to name what is in it.
-
-
-@dataclass
-class EncoderConfig:
-    feature_dim: int = 64      # F: size of one visual feature
-    width: int = 192           # hidden width of the cell MLP
-    n_scenes: int = 1500       # pretraining clips (train-split digit scans); 2 frames x 9 cells each
-    steps: int = 400           # pretraining steps
-    batch_size: int = 256      # cells per step
-    lr: float = 3e-3
-    seed: int = 0
-    version: int = 1           # bump when the pretraining code changes meaningfully
-
-
-class CellEncoder(nn.Module):
-    """forward(frames (n, 3, 24, 24)) -> features (n, 9, F), cells in row-major order.
-
-    An MLP on each 8 x 8 cell (like a ViT patch embedding, but deeper): the scenes put every object
-    exactly in one cell, so a per-cell encoder sees everything a caption names. BatchNorm, as both
-    prototypes in shared/reference needed it. Heads name the object (or empty) and colour of a cell.
-    """
-
-    def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        d_in = 3 * S.CELL * S.CELL
-        self.body = nn.Sequential(
-            nn.Linear(d_in, cfg.width), nn.BatchNorm1d(cfg.width), nn.ReLU(),
-            nn.Linear(cfg.width, cfg.width), nn.BatchNorm1d(cfg.width), nn.ReLU(),
-            nn.Linear(cfg.width, cfg.feature_dim), nn.BatchNorm1d(cfg.feature_dim), nn.ReLU(),
-        )
-        self.object_head = nn.Linear(cfg.feature_dim, S.N_OBJECT_CLASSES)
-        self.colour_head = nn.Linear(cfg.feature_dim, S.N_COLOUR_CLASSES)
-
-    @staticmethod
-    def cells(frames: torch.Tensor) -> torch.Tensor:
-        """(n, 3, 24, 24) -> (n, 9, 192) flattened cells."""
-        n = frames.shape[0]
-        x = frames.reshape(n, 3, S.GRID, S.CELL, S.GRID, S.CELL).permute(0, 2, 4, 1, 3, 5)
-        return x.reshape(n, S.GRID * S.GRID, 3 * S.CELL * S.CELL)
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = self.cells(frames)
-        n, c, d = x.shape
-        return self.body(x.reshape(n * c, d)).reshape(n, c, -1)
-
-
-def build_encoder(config: dict) -> CellEncoder:
-    return CellEncoder(from_dict(EncoderConfig, config))
-
-
-def pretrain_encoder(model: CellEncoder, config: dict) -> dict:
-    """Train the cell encoder to name each cell's object and colour; return held-out accuracies."""
-    cfg = from_dict(EncoderConfig, config)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-
-    def cells_of(bank):
-        frames = torch.from_numpy(bank["frames"].reshape(-1, 3, S.SIZE, S.SIZE))
-        x = CellEncoder.cells(frames).reshape(-1, 3 * S.CELL * S.CELL)
-        return x, torch.from_numpy(bank["cell_object"].reshape(-1)), torch.from_numpy(bank["cell_colour"].reshape(-1))
-
-    x, y_obj, y_col = cells_of(S.scene_bank(cfg.n_scenes, seed=10_000 + cfg.seed, split="train"))
-    xt, yt_obj, yt_col = cells_of(S.scene_bank(300, seed=20_000 + cfg.seed, split="test"))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
-    model.train()
-    for _ in range(cfg.steps):
-        idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
-        f = model.body(x[idx])
-        loss = F.cross_entropy(model.object_head(f), y_obj[idx]) + F.cross_entropy(model.colour_head(f), y_col[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    with torch.no_grad():
-        f = model.body(xt)
-        p_obj, p_col = model.object_head(f).argmax(-1), model.colour_head(f).argmax(-1)
-    full = yt_obj > 0
-    return {"object_acc_occupied": float((p_obj[full] == yt_obj[full]).float().mean()),
-            "colour_acc_occupied": float((p_col[full] == yt_col[full]).float().mean()),
-            "empty_acc": float((p_obj[~full] == 0).float().mean()), "final_loss": float(loss.detach())}
-
-
-def scene_encoder(config: dict | None = None, log=print) -> nn.Module:
-    """The frozen, pretrained cell encoder for `config` (cached by its hash)."""
-    cfg = asdict(from_dict(EncoderConfig, config))
-    return cached_pretrained("scene-cells", cfg, build=build_encoder, train=pretrain_encoder, log=log)
-
-
-@torch.no_grad()
-def encode_clips(encoder: nn.Module, frames: np.ndarray, batch: int = 512) -> torch.Tensor:
-    """frames (n, FRAMES, 3, 24, 24) -> visual features (n, N_VISUAL, F), frame-major, computed once."""
-    x = torch.as_tensor(frames)
-    n = x.shape[0]
-    flat = x.reshape(n * S.FRAMES, 3, S.SIZE, S.SIZE)
-    out = torch.cat([encoder(flat[i:i + batch]) for i in range(0, len(flat), batch)])
-    return out.reshape(n, N_VISUAL, -1)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The captioner
+WARMUP = 0.1  # share of the steps the one-cycle schedule warms up over
+CACHE_KIND = "captioner"
 
 
 @dataclass
 class CaptionerConfig:
+    """The network and its loss, plus what `fit_captioner` hands to `OptimConfig` (lr, weight_decay,
+    steps) and to the data loader (batch_size)."""
+
     arm: str = "hacl"            # "lm", "contrastive" or "hacl"
     hidden: int = 64             # H: LM width; the contrastive heads map H -> H/4
     layers: int = 3
@@ -171,28 +75,21 @@ class CaptionerConfig:
             raise ValueError(f"hidden {self.hidden} must be divisible by 4 and by heads {self.heads}")
 
 
-def hacl_loss(v: torch.Tensor, t: torch.Tensor, h: torch.Tensor | None, temperature) -> torch.Tensor:
-    """Symmetric InfoNCE of HACL, averaged over both directions.
-
-    v (B, D) visual, t (B, D) matching captions, h (B', D) hallucinated captions or None; all
-    L2-normalised. Image-to-text: row i scores t_i against every caption of the batch and every
-    hallucinated caption (extra negatives). Text-to-image: caption i against every image.
-    """
-    targets = torch.arange(v.shape[0], device=v.device)
-    candidates = t if h is None else torch.cat([t, h], dim=0)
-    i2t = v @ candidates.T / temperature
-    t2i = t @ v.T / temperature
-    return 0.5 * (F.cross_entropy(i2t, targets) + F.cross_entropy(t2i, targets))
-
-
 class Captioner(L.LightningModule):
-    """Batches are (visual features (B, N_VISUAL, F), caption ids (B, 11), hallucinated ids (B, 11))."""
+    """The captioning MLLM as a Lightning module, handed its network config and its optimiser config.
 
-    def __init__(self, config: CaptionerConfig | dict, feature_dim: int):
+    Batches are (visual features (B, N_VISUAL, F), caption ids (B, 11), hallucinated ids (B, 11)).
+    The optimiser is AdamW under PyTorch's one-cycle schedule (`OneCycleLR`: cosine warm-up over
+    `optim.warmup` of `optim.steps`, then cosine decay), as the captioner was first trained.
+    """
+
+    def __init__(self, config: CaptionerConfig | dict, feature_dim: int, optim: OptimConfig):
         super().__init__()
         cfg = config if isinstance(config, CaptionerConfig) else from_dict(CaptionerConfig, config)
-        self.cfg = cfg
-        self.save_hyperparameters({"config": asdict(cfg), "feature_dim": feature_dim})
+        if optim.steps is None:
+            raise ValueError("the captioner's one-cycle schedule needs OptimConfig.steps")
+        self.cfg, self.optim = cfg, optim
+        self.save_hyperparameters({"config": asdict(cfg), "feature_dim": feature_dim, "optim": asdict(optim)})
         from transformers import LlamaConfig, LlamaForCausalLM
 
         tok = S.scene_tokenizer()
@@ -302,8 +199,9 @@ class Captioner(L.LightningModule):
         self.log("val/caption_acc", acc, prog_bar=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.lr, total_steps=self.cfg.steps, pct_start=0.1)
+        o = self.optim
+        opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=o.lr, total_steps=o.steps, pct_start=o.warmup)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- analysis -----------------------------------------------------------------------------------
@@ -352,49 +250,93 @@ class Captioner(L.LightningModule):
         return [S.decode(row) for row in ids]
 
 
+def optim_config(cfg: CaptionerConfig) -> OptimConfig:
+    """The optimiser config a captioner of `cfg` trains with."""
+    return OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup=WARMUP, steps=cfg.steps)
+
+
 def fit_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, seed: int = 0,
-                  progress: bool = False, threads: int | None = 1) -> tuple[Captioner, dict]:
-    """Train one captioner. train / val are (features (n, N_VISUAL, F), caption ids, hallucinated ids)
-    tensors. Deterministic per seed on the CPU. Returns (model, metrics: val/*, train/*, seconds).
+                  progress: bool = False, threads: int | None = 1, log_dir=None) -> tuple[Captioner, dict]:
+    """Train one captioner. train / val are (features (n, N_VISUAL, F), caption ids (n, 11),
+    hallucinated ids (n, 11)) tensors. Deterministic per seed on the CPU. Returns (model in eval mode
+    on the CPU, metrics: val/*, train/*, seconds). log_dir: where Lightning's CSV logs go.
 
     threads: torch CPU threads while training (restored after). One is the default because these
     models are tiny: on a shared 2-core machine two threads spun 10x slower than one (2.3 s vs 0.23 s
     per step, measured under load). None leaves torch's setting alone.
     """
-    with cpu_threads(threads):
-        return _fit(config, train, val, seed=seed, progress=progress)
-
-
-
-
-def _fit(config, train, val, *, seed, progress):
-    from studio.repro import seed_everything
-
     cfg = config if isinstance(config, CaptionerConfig) else from_dict(CaptionerConfig, config)
-    seed_everything(seed)
-    model = Captioner(cfg, feature_dim=train[0].shape[-1])
-    ds = torch.utils.data.TensorDataset(*train)
-    loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(seed))
-    val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*val), batch_size=256)
-    # Lightning's banners (GPU available, tips) and the warning about validating only after fit are
-    # noise nine times per ablation: keep them out of notebooks.
-    quiet = logging.getLogger("lightning.pytorch")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(val_dataloader|LeafSpec|litlogger).*")
-            trainer = L.Trainer(max_steps=cfg.steps, max_epochs=-1, accelerator="auto", devices=1,
-                                logger=False, enable_checkpointing=False, enable_progress_bar=progress,
-                                enable_model_summary=False, num_sanity_val_steps=0)
+    with cpu_threads(threads):
+        seed_everything(seed)
+        model = Captioner(cfg, feature_dim=train[0].shape[-1], optim=optim_config(cfg))
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train), batch_size=cfg.batch_size,
+                                             shuffle=True, drop_last=True,
+                                             generator=torch.Generator().manual_seed(seed))
+        val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*val), batch_size=256)
+        # The flags the captioner always trained with; the rest are make_trainer's fixed ones.
+        trainer = make_trainer(log_dir=log_dir, progress=progress, max_steps=cfg.steps, max_epochs=-1)
+        with quiet_lightning(), warnings.catch_warnings():
+            # short runs log less often than every epoch: expected, not a problem
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
             t0 = time.perf_counter()
             trainer.fit(model, loader)
             seconds = time.perf_counter() - t0
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
             metrics.update(trainer.validate(model, val_loader, verbose=False)[0])
-    finally:
-        quiet.setLevel(level)
     metrics["seconds"] = seconds
-    model = model.cpu().eval()
-    return model, metrics
+    return model.cpu().eval(), metrics
+
+
+# ---------------------------------------------------------------------------------------------------
+# One trained captioner per (config, seed, data), cached with studio.cache
+
+
+def tensors_hash(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' dtypes, shapes and bytes: the data part of a cache key."""
+    h = hashlib.sha256()
+    for t in tensors:
+        a = t.detach().cpu().contiguous().numpy()
+        h.update(f"{a.dtype}{a.shape}".encode() + a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def cached_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, seed: int = 0,
+                     threads: int | None = 1, progress: bool = False, log=print) -> tuple[Captioner, dict, Path]:
+    """`fit_captioner`, trained once per (config, seed, threads, data, code) and loaded after.
+
+    The cache folder holds model.safetensors (weights), model.json (what rebuilds the module),
+    metrics.json (what `fit_captioner` returned, wall time included), history.json (per-step losses)
+    and Lightning's training curves (metrics.csv, read them with `studio.training.curves`). The model
+    is always the one loaded from the folder, so a first and a later run measure the same weights.
+    Returns (model in eval mode on the CPU, metrics, folder).
+    """
+    cfg = config if isinstance(config, CaptionerConfig) else from_dict(CaptionerConfig, config)
+    key = {"captioner": asdict(cfg), "seed": int(seed), "threads": threads,
+           "data": tensors_hash(*train, *val)}
+
+    def build(folder: Path) -> None:
+        model, metrics = fit_captioner(cfg, train, val, seed=seed, progress=progress, threads=threads,
+                                       log_dir=folder)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, folder / "model.safetensors")
+        spec = {"config": asdict(cfg), "feature_dim": int(train[0].shape[-1]), "optim": asdict(model.optim)}
+        (folder / "model.json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+        (folder / "history.json").write_text(json.dumps(model.history) + "\n")
+        log(f"captioner {cfg.arm} seed {seed}: trained in {metrics['seconds']:.1f} s")
+
+    folder = cached(CACHE_KIND, key, build, code=code_fingerprint(__name__), log=log)
+    model, metrics = load_checked(folder, load_captioner)
+    return model, metrics, folder
+
+
+def load_captioner(folder: Path) -> tuple[Captioner, dict]:
+    """(model in eval mode on the CPU, metrics) from a `cached_captioner` folder."""
+    spec = json.loads((folder / "model.json").read_text())
+    optim = OptimConfig(**{**spec["optim"], "betas": tuple(spec["optim"]["betas"])})
+    # Building draws initial weights from torch's RNG: fork it, so loading leaves the caller's RNG alone.
+    with torch.random.fork_rng(devices=[]):
+        model = Captioner(spec["config"], feature_dim=spec["feature_dim"], optim=optim)
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.history = json.loads((folder / "history.json").read_text())
+    return model.eval(), json.loads((folder / "metrics.json").read_text())
