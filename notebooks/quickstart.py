@@ -16,7 +16,8 @@ test_fraction: float = 0.3        # share of each class held out for the probe's
 # %%
 import studio
 from studio.figures import figure, save_figure
-from studio.studies.quickstart import probe_pooled, summarise
+from studio.studies.quickstart import CHANCE, probe_pooled, summarise, verdicts
+from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
 results = probe_pooled(grids=grids, seeds=range(seed, seed + n_splits), test_fraction=test_fraction)
@@ -33,7 +34,7 @@ fig, ax = figure()
 ax.scatter(results["tokens"], results["accuracy"], s=8, alpha=0.35, color="C0", label="one split")
 ax.errorbar(summary["tokens"], summary["mean"], yerr=[summary["mean"] - summary["ci_low"],
             summary["ci_high"] - summary["mean"]], marker="o", color="C0", capsize=2, label="mean, 95 % CI")
-ax.axhline(0.1, ls=":", color="0.4", lw=1, label="chance")
+ax.axhline(CHANCE, ls=":", color="0.4", lw=1, label="chance")
 ax.set(xscale="log", xlabel="tokens per image (pooled grid$^2$)", ylabel="held-out probe accuracy",
        ylim=(0, 1.02), xticks=summary["tokens"], xticklabels=summary["tokens"])
 ax.legend(loc="upper left")
@@ -42,14 +43,11 @@ save_figure(fig, "quickstart_pooling", results,
 
 # %% [markdown]
 # ## What the numbers say
-# The sentence below is computed from the table above: how close to chance a single pooled token
-# (the image mean) leaves the probe, and from how many tokens on the probe is within two points of
-# its best. Whether a *model* needs those tokens depends on the question asked of the frame, which is
-# what the visual-context study measures.
+# The verdict below is computed in `studio.studies.quickstart` from the table above: whether the
+# one-token grid (the image mean) loses accuracy against the finest grid beyond the split-to-split
+# spread, and from how many tokens on the probe is within two points of its best. Whether a *model*
+# needs those tokens depends on the question asked of the frame, which is what the visual-context
+# study measures.
 
 # %%
-best = summary["mean"].max()
-enough = int(summary.loc[summary["mean"] >= best - 0.02, "tokens"].min())
-fewest = summary.iloc[0]
-print(f"{int(fewest.tokens)} token(s): accuracy {fewest['mean']:.2f} (chance 0.10); best {best:.2f}; "
-      f"within 0.02 of the best from {enough} tokens per image on.")
+save_verdicts(verdicts(summary), "quickstart")

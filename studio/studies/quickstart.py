@@ -5,10 +5,15 @@ look at the question the visual-context engine asks at scale (tokens per frame, 
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from studio.data.digits import pool_grid, split_digits
+from studio.stats import LEVEL
+from studio.stats import summarise as summarise_seeds
+from studio.verdicts import Verdict, verdict
+
+CHANCE = 0.1  # ten digit classes
+WITHIN_BEST = 0.02  # "enough tokens": mean accuracy within this of the best grid's
 
 
 def probe_pooled(grids=(1, 2, 4, 8), seeds=(0, 1, 2), test_fraction: float = 0.3, C: float = 1.0) -> pd.DataFrame:
@@ -31,13 +36,33 @@ def probe_pooled(grids=(1, 2, 4, 8), seeds=(0, 1, 2), test_fraction: float = 0.3
     return pd.DataFrame(rows)
 
 
-def summarise(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Mean accuracy per grid with a normal-approximation interval over seeds."""
-    from scipy import stats
+def summarise(results: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """Per grid: mean accuracy over splits with a t interval (studio.stats): grid, tokens, mean, ci_low,
+    ci_high, n_seeds (one seed per random split)."""
+    return summarise_seeds(results, ["grid", "tokens"], "accuracy", level)
 
-    g = results.groupby(["grid", "tokens"])["accuracy"]
-    out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    z = stats.norm.ppf(0.5 + level / 2)
-    half = z * out["sd"].fillna(0.0) / np.sqrt(out["n"])
-    out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
-    return out
+
+def enough_tokens(summary: pd.DataFrame, within: float = WITHIN_BEST) -> int:
+    """The fewest tokens per image whose mean accuracy is within `within` of the best."""
+    best = summary["mean"].max()
+    return int(summary.loc[summary["mean"] >= best - within, "tokens"].min())
+
+
+def verdicts(summary: pd.DataFrame) -> list[Verdict]:
+    """Does pooling to fewer tokens lose what a probe needs? Computed from the summary, never asserted.
+
+    Reproduced when the most-token grid beats the one-token grid with disjoint intervals over splits;
+    a tie when the intervals overlap (the difference is inside the split-to-split spread).
+    """
+    few, many = summary.iloc[summary["tokens"].argmin()], summary.iloc[summary["tokens"].argmax()]
+    gap = float(many["mean"] - few["mean"])
+    overlap = (bool(many["ci_low"] <= few["ci_high"] and few["ci_low"] <= many["ci_high"])
+               if summary["n_seeds"].min() > 1 else True)
+    spread = float((many["ci_high"] - many["ci_low"]) + (few["ci_high"] - few["ci_low"])) / 2
+    return [verdict(
+        "Mean-pooling a frame to fewer visual tokens loses information a linear probe needs",
+        "token compression in video MLLMs (Opt-Visor's M axis)",
+        holds=gap > 0, tie=overlap, value=gap, spread=spread,
+        evidence=f"{int(few.tokens)} token(s): {few['mean']:.3f} vs {int(many.tokens)} tokens: {many['mean']:.3f} "
+                 f"(chance {CHANCE}); within {WITHIN_BEST} of the best from {enough_tokens(summary)} tokens on; "
+                 f"{int(summary['n_seeds'].min())} splits")]

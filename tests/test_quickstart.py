@@ -1,0 +1,35 @@
+"""The quickstart study's summary (one interval helper) and its verdict on planted tables."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from studio.studies import quickstart as qs
+
+
+def _results(acc_by_tokens: dict[int, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"grid": int(np.sqrt(t)), "tokens": t, "seed": s, "accuracy": a, "n_test": 100}
+                         for t, accs in acc_by_tokens.items() for s, a in enumerate(accs)])
+
+
+def test_summary_is_a_t_interval_over_splits():
+    summary = qs.summarise(_results({1: [0.2, 0.3, 0.25], 64: [0.9, 0.92, 0.91]}))
+    assert list(summary.columns) == ["grid", "tokens", "mean", "ci_low", "ci_high", "n_seeds"]
+    row = summary.set_index("tokens").loc[1]
+    half = 4.302652729911275 * np.std([0.2, 0.3, 0.25], ddof=1) / np.sqrt(3)  # t(0.975, 2 dof)
+    assert row["mean"] == pytest.approx(0.25) and row["ci_high"] - row["mean"] == pytest.approx(half)
+    assert row["n_seeds"] == 3
+
+
+def test_verdict_reproduced_when_tokens_help_beyond_the_spread():
+    [v] = qs.verdicts(qs.summarise(_results({1: [0.2, 0.3, 0.25], 4: [0.7, 0.72, 0.71], 64: [0.9, 0.92, 0.91]})))
+    assert v.verdict == "reproduced" and v.value == pytest.approx(0.91 - 0.25)
+    assert "within 0.02 of the best from 64 tokens" in v.evidence
+
+
+def test_verdict_tie_inside_the_spread_and_not_reproduced_when_pooling_helps():
+    [tie] = qs.verdicts(qs.summarise(_results({1: [0.5, 0.9, 0.7], 64: [0.6, 0.95, 0.75]})))
+    assert tie.verdict == "tie"
+    [worse] = qs.verdicts(qs.summarise(_results({1: [0.9, 0.91, 0.92], 64: [0.3, 0.31, 0.32]})))
+    assert worse.verdict == "not reproduced"
+    [single] = qs.verdicts(qs.summarise(_results({1: [0.2], 64: [0.9]})))
+    assert single.verdict == "tie"  # one split: no spread to be clear of
