@@ -30,6 +30,8 @@ import studio
 from studio import paths
 from studio import scaling as sc
 from studio.figures import figure, save_figure
+from studio.studies import scaling_laws as study
+from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
 
@@ -41,47 +43,31 @@ studio.seed_everything(seed)
 # points, which is Epoch's finding). Right: our bootstrap intervals next to Epoch's.
 
 # %%
+chinchilla = None
 if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
-    chin = sc.load_chinchilla()
-    chin_fit = sc.fit(chin, "additive", x=("N", "D"), y="loss")
-    chin_ci = chin_fit.ci(level, n=n_bootstrap, seed=seed).set_index("param")
+    chin, chin_fit, chin_ci = study.chinchilla_validation(level, n_bootstrap, seed)
+    chinchilla = (chin_fit, chin_ci)
     print(chin_fit.summary())
     print(f"fit took {chin_fit.seconds:.1f} s over {chin_fit.n_starts} starts")
-    ref = sc.PUBLISHED["epoch_grid"]
-    match = {p: abs(chin_fit.params[p] / v - 1) for p, v in ref["params"].items()}
-    verdict = "reproduces" if abs(chin_fit.objective / ref["objective"] - 1) < 1e-3 and max(match.values()) < 1e-2 else "does NOT reproduce"
-    print(f"Our fit {verdict} Epoch's optimum (objective {chin_fit.objective:.5e} vs {ref['objective']:.4e}; "
-          f"largest relative parameter difference {max(match.values()):.1e}).")
-    sets = {**{k: sc.PUBLISHED[k]["params"] for k in ("hoffmann", "epoch")}, "ours": chin_fit.params}
+    print(study.chinchilla_verdict(chin_fit).line())
+    points, intervals = study.chinchilla_tables(chin, chin_fit, chin_ci)
     fig, (ax1, ax2) = figure(2, aspect=0.8)
-    rows = []
-    for i, (name, params) in enumerate(sets.items()):
-        pred = chin_fit.predict(chin, params=params)
-        ax1.scatter(pred, chin["loss"], s=10 - 3 * i, alpha=0.7, color=f"C{2 - i}",
-                    label=f"{sc.PUBLISHED[name]['label'] if name in sc.PUBLISHED else 'ours (studio.scaling)'}")
-        rows.append(pd.DataFrame({"set": name, "N": chin["N"], "D": chin["D"], "loss": chin["loss"], "pred": pred}))
+    for i, (name, part) in enumerate(points.groupby("set", sort=False)):
+        ax1.scatter(part["pred"], part["loss"], s=10 - 3 * i, alpha=0.7, color=f"C{2 - i}", label=study.set_label(name))
     lims = [chin["loss"].min() * 0.95, chin["loss"].max() * 1.02]
     ax1.plot(lims, lims, color="0.4", lw=0.8, ls=":")
     ax1.set(xlabel="predicted loss", ylabel="observed loss (digitised)", title="Chinchilla: 240 points")
     ax1.legend(loc="upper left", fontsize=6)
-    ci_rows = []
-    for j, p in enumerate(["E", "alpha", "beta"]):
-        ep = sc.PUBLISHED["epoch"]
-        ax2.errorbar([j - 0.12], [chin_fit.params[p]], yerr=[[chin_fit.params[p] - chin_ci.loc[p, "low"]],
-                     [chin_ci.loc[p, "high"] - chin_fit.params[p]]], fmt="o", color="C0", capsize=2,
-                     label="ours, bootstrap CI" if j == 0 else None)
-        lo, hi = ep["ci95"][p]
-        ax2.errorbar([j + 0.12], [ep["params"][p]], yerr=[[ep["params"][p] - lo], [hi - ep["params"][p]]], fmt="s",
+    for j, r in enumerate(intervals.itertuples()):
+        ax2.errorbar([j - 0.12], [r.ours], yerr=[[r.ours - r.ours_ci_low], [r.ours_ci_high - r.ours]], fmt="o",
+                     color="C0", capsize=2, label="ours, bootstrap CI" if j == 0 else None)
+        ax2.errorbar([j + 0.12], [r.epoch], yerr=[[r.epoch - r.epoch_ci_low], [r.epoch_ci_high - r.epoch]], fmt="s",
                      color="C1", capsize=2, label="Epoch, 95% CI" if j == 0 else None)
-        ax2.scatter([j], [sc.PUBLISHED["hoffmann"]["params"][p]], marker="x", color="C2",
-                    label="Hoffmann" if j == 0 else None, zorder=3)
-        ci_rows.append({"param": p, "ours": chin_fit.params[p], "ours_low": chin_ci.loc[p, "low"],
-                        "ours_high": chin_ci.loc[p, "high"], "epoch": ep["params"][p], "epoch_low": lo,
-                        "epoch_high": hi, "hoffmann": sc.PUBLISHED["hoffmann"]["params"][p]})
+        ax2.scatter([j], [r.hoffmann], marker="x", color="C2", label="Hoffmann" if j == 0 else None, zorder=3)
     ax2.set(xticks=[0, 1, 2], xticklabels=["E", r"$\alpha$", r"$\beta$"], yscale="log", ylabel="value",
             title=f"parameters ({level:.0%} intervals)")
     ax2.legend(loc="center right", fontsize=6)
-    save_figure(fig, "scaling_chinchilla_validation", pd.concat(rows + [pd.DataFrame(ci_rows)], ignore_index=True),
+    save_figure(fig, "scaling_chinchilla_validation", pd.concat([points, intervals], ignore_index=True),
                 caption="Our Huber fit of the Chinchilla law on Epoch's 240 digitised points against Epoch's and Hoffmann's published parameters.")
 else:
     print("NOTE: Chinchilla validation skipped: " + ("validate_chinchilla is False" if not validate_chinchilla
@@ -97,8 +83,7 @@ data, y, notes, source = sc.measurements_or_example(measurements, x_columns, y_c
 x1, x2 = x_columns
 for note in notes:
     print(note)
-print(f"source: {source}; {len(data)} rows; loss column {y!r}; {x1} in {sorted(data[x1].unique().tolist())}, "
-      f"{x2} in {sorted(data[x2].unique().tolist())}")
+print(study.describe(data, x_columns, y, source))
 data.head()
 
 # %% [markdown]
@@ -112,7 +97,7 @@ data.head()
 table = sc.compare(data, laws, x=x_columns, y=y, loss=loss)
 label, best = sc.choose(table)
 print(f"chosen law: {label}: {best.summary()}")
-shown = table[["law", "k", "objective", "rmse_log", "r2_log", "aic", "delta_aic", "bic", "loo_rmse_log", "degenerate"]]
+shown = study.comparison_columns(table)
 fig, ax = figure(width=7.0, aspect=0.07 * (len(shown) + 1))
 ax.axis("off")
 cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in shown.itertuples(index=False)]
@@ -143,7 +128,7 @@ for ax, (xa, xb) in zip(axes, [(x1, x2), (x2, x1)]):
         g = pd.DataFrame({xa: grid_a, xb: v})
         band = best.predict_band(g, level=level, n=n_bootstrap)
         ax.plot(grid_a, band["pred"], color=color, lw=1, label=f"{xb}={v:g}")
-        ax.fill_between(grid_a, band["low"], band["high"], color=color, alpha=0.2, lw=0)
+        ax.fill_between(grid_a, band["ci_low"], band["ci_high"], color=color, alpha=0.2, lw=0)
         curve_rows.append(pd.concat([g, band], axis=1).assign(panel=f"loss vs {xa}"))
     ax.set(xscale="log", yscale="log", xlabel=xa, title=f"loss vs {xa}")
     ax.legend(fontsize=5, ncol=2, loc="upper right")
@@ -189,26 +174,16 @@ save_figure(fig, "scaling_isoloss", pd.concat([surface.assign(kind="surface"), f
 fig, ax = figure(aspect=0.8)
 for i, name in enumerate([x1, x2]):
     ax.plot(frontier["budget"], frontier[f"{name}_opt"], marker="o", color=f"C{i}", label=f"{name}*")
-    ax.fill_between(frontier["budget"], frontier[f"{name}_low"], frontier[f"{name}_high"], color=f"C{i}", alpha=0.2, lw=0)
+    ax.fill_between(frontier["budget"], frontier[f"{name}_ci_low"], frontier[f"{name}_ci_high"], color=f"C{i}", alpha=0.2, lw=0)
 ax.set(xscale="log", yscale="log", xlabel=f"budget {x1} x {x2}", ylabel="optimal value", title=f"optimal split ({label})")
 ax.legend()
 save_figure(fig, "scaling_frontier", frontier,
             caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap bands.")
-outside = frontier[(frontier[opt_x1] > data[x1].max()) | (frontier[opt_x2] > data[x2].max())
-                   | (frontier[opt_x1] < data[x1].min()) | (frontier[opt_x2] < data[x2].min())]
-if len(outside):
-    print(f"NOTE: for budgets {list(outside['budget'])} the optimum lies outside the measured range: extrapolation.")
-if frontier["at_boundary"].any():
-    print(f"NOTE: for budgets {list(frontier.loc[frontier['at_boundary'], 'budget'])} the law has no interior optimum.")
-mid = pd.DataFrame({x1: [np.exp(np.log(data[x1]).mean())], x2: [np.exp(np.log(data[x2]).mean())]})
-base = best.predict(mid)[0]
-gain_1 = base - best.predict(mid.assign(**{x1: 2 * mid[x1]}))[0]
-gain_2 = base - best.predict(mid.assign(**{x2: 2 * mid[x2]}))[0]
-share_1 = np.polyfit(np.log(frontier["budget"]), np.log(frontier[opt_x1]), 1)[0] if len(frontier) > 1 else float("nan")
-print(f"At the middle of the measured grid ({x1}={mid[x1][0]:.3g}, {x2}={mid[x2][0]:.3g}) doubling {x1} lowers the "
-      f"predicted loss by {gain_1:.4f}, doubling {x2} by {gain_2:.4f}. Opt-Visor found more frames helped more than more "
-      f"tokens per frame; the {source} data {'agree' if gain_1 > gain_2 else 'do NOT agree'}.")
-print(f"As the budget grows, {x1}* grows as budget^{share_1:.2f} and {x2}* as budget^{1 - share_1:.2f}.")
+for note in study.frontier_notes(frontier, data, x_columns):
+    print(note)
+gains = study.doubling_gains(best, data, x_columns, boot, level)
+print(study.doubling_sentence(gains, x_columns, source))
+print(study.budget_share(frontier, x_columns))
 frontier
 
 # %% [markdown]
@@ -244,10 +219,18 @@ for ax, p in zip(axes[0], best.params):
     ax.hist(boot[p], bins=30, color="C0", alpha=0.7)
     ax.axvline(best.params[p], color="C3", lw=1)
     row = ci.set_index("param").loc[p]
-    ax.axvspan(row["low"], row["high"], color="C1", alpha=0.15)
+    ax.axvspan(row["ci_low"], row["ci_high"], color="C1", alpha=0.15)
     ax.set(xlabel=p, yticks=[])
     ax.locator_params(axis="x", nbins=3)
     ax.tick_params(axis="x", labelsize=6, rotation=30)
 axes[0][0].set_ylabel(f"{len(boot)} resamples")
 save_figure(fig, "scaling_bootstrap", boot, caption=f"Bootstrap distributions of the {label} parameters with {level:.0%} percentile intervals.")
 ci
+
+# %% [markdown]
+# ## Verdicts
+# Each claim, the paper it comes from, and whether this run reproduces it (thresholds in
+# `studio.studies.scaling_laws`). Claims about the measurements are not judged on the synthetic example.
+
+# %%
+save_verdicts(study.verdicts(chinchilla=chinchilla, table=table, gains=gains, x=x_columns, source=source), "scaling_laws")

@@ -26,18 +26,20 @@ published (reference numbers, the only copy in the project). Everything is re-ex
 """
 from __future__ import annotations
 
-from studio.analysis.scaling.allocation import Allocation, _additive_closed_form, _allocate, _band
-from studio.analysis.scaling.allocation import allocation_frontier, optimal_allocation
-from studio.analysis.scaling.data import SYNTHETIC_TRUTH, load_chinchilla, load_measurements
-from studio.analysis.scaling.data import measurements_or_example, resolve_y, synthetic_measurements
-from studio.analysis.scaling.fit import Fit, ScalingWarning, _degenerate, _starts, choose, compare, fit, loo_rmse
-from studio.analysis.scaling.inputs import _columns, _inputs, _numeric_column, prepare
-from studio.analysis.scaling.laws import (LAWS, Law, _design_additive, _design_multiplicative, _design_power,
-                                          _kaplan_log_model, _lse_model, _numeric_log_model, get_law,
-                                          parse_law_spec, register_law)
+from studio.analysis.scaling.allocation import Allocation, allocation_frontier, optimal_allocation
+from studio.analysis.scaling.data import (
+    SYNTHETIC_TRUTH,
+    load_chinchilla,
+    load_measurements,
+    measurements_or_example,
+    resolve_y,
+    synthetic_measurements,
+)
+from studio.analysis.scaling.fit import Fit, ScalingWarning, choose, compare, fit, loo_rmse
+from studio.analysis.scaling.inputs import prepare
+from studio.analysis.scaling.laws import LAWS, Law, get_law, parse_law_spec, register_law
 from studio.analysis.scaling.published import PUBLISHED
-from studio.analysis.scaling.solver import (LOSSES, _check_loss, _lm, _lm_chunked, _loss_parts, _polish, _Problem,
-                                            _refit_weighted, huber)
+from studio.analysis.scaling.solver import LOSSES, huber
 
 __all__ = [
     "Allocation", "Fit", "LAWS", "LOSSES", "Law", "PUBLISHED", "SYNTHETIC_TRUTH", "ScalingWarning",

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

@@ -106,7 +106,7 @@ def _lm(prob: _Problem, theta0: np.ndarray, w: np.ndarray | None = None, *, max_
     converged = np.zeros(S, bool)
     alive = np.isfinite(f)
     eye = np.eye(P)
-    for it in range(max_iter):
+    for _ in range(max_iter):
         idx = np.flatnonzero(alive & ~converged)
         if len(idx) == 0:
             break
