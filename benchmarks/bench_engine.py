@@ -40,6 +40,7 @@ def main() -> None:
     from studio.models.frame_encoder import feature_bank, pretrained_frame_encoder
     from studio.models.selection import FrameSelector
     from studio.repro import seed_everything
+    from studio.training import make_trainer
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -105,9 +106,8 @@ def main() -> None:
         m = fresh()
         clock = Clock()
         loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(args.steps))
-        trainer = L.Trainer(accelerator="auto", devices=1, max_steps=args.steps, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                            num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock], deterministic=True)
+        # the workbench's Trainer (its fixed flags: one device, no logger, checkpoints, bar or summary)
+        trainer = make_trainer(max_steps=args.steps, limit_val_batches=0, callbacks=[clock], deterministic=True)
         trainer.fit(m, loader)
         return clock.rate
 

@@ -34,7 +34,7 @@ def main() -> None:
         t0 = time.perf_counter()
         df = run_sweep(config, out=out, workers=workers, progress=True)
         wall = time.perf_counter() - t0
-        busy = float(df["wall_s"].sum())
+        busy = float(df["seconds"].sum())
         first = first or wall
         print(f"{config.name} ({config.profile_name}), {len(df)} runs, workers {workers}: wall {wall:7.1f} s, "
               f"runs' own wall {busy:7.1f} s, efficiency {busy / (wall * workers):.2f}, "

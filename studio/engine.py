@@ -3,11 +3,13 @@
     metrics = train_cell({"frames": 4, "tokens_per_frame": 16, "seed": 1}, run_dir)
 
 `train_cell` is what `studio.sweep` calls for every cell. What it does, in order:
-1. the frame encoder (pretrained once, cached by config hash, frozen) encodes a fixed bank of videos
+1. the frame encoder (pretrained once, cached by config and code, frozen) encodes a fixed bank of videos
    (train videos from train digit images, val videos from the disjoint test images), also cached;
-2. a VideoLM (frame selector -> token selector -> projector -> small Llama) is trained with Lightning's
-   Trainer as is (accelerator/devices/strategy/num_nodes from the config) for `steps` batches;
-3. the whole val bank is evaluated once at the end: val_loss (answer cross-entropy), val_acc, per task.
+2. a VideoLM (frame selector -> token selector -> projector -> small Llama) is trained by a Trainer from
+   studio.training.make_trainer (accelerator/devices/strategy/num_nodes from the config) for `steps`
+   batches, logging its training curve to run_dir/metrics.csv (studio.training.curves reads it);
+3. the whole val bank is evaluated once at the end: val_loss (answer cross-entropy), val_acc, per task,
+   and `seconds`, the training time (fit only: neither the feature bank nor the final validation).
 Same config -> same metrics: batches are a pure function of (seed, batch number), the model is seeded.
 
 Checkpoints: with `checkpoint_every: N`, run_dir/last.ckpt (step, module, optimizer and schedule
@@ -31,10 +33,11 @@ import torch
 from studio.config import from_dict
 from studio.data.video import VideoConfig
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
-from studio.models.frame_encoder import EncoderConfig, feature_bank
+from studio.models.frame_encoder import FrameEncoderConfig, feature_bank
 from studio.models.selection import FrameSelector, TokenSelector
-from studio.models.video_lm import OptimConfig, Projector, VideoLM, build_llama
+from studio.models.video_lm import Projector, VideoLM, build_llama
 from studio.repro import cpu_threads, seed_everything
+from studio.training import OptimConfig, make_trainer
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class CellConfig:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CellConfig":
+    def from_dict(cls, d: dict) -> CellConfig:
         return from_dict(cls, d)
 
     def video(self) -> VideoConfig:
@@ -112,8 +115,8 @@ class CellConfig:
                            needle_frames=self.needle_frames, distractors=self.distractors,
                            tasks=self.tasks, task_weights=self.task_weights)
 
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(size=self.frame_size, digit_size=self.digit_size, steps=self.encoder_steps,
+    def encoder(self) -> FrameEncoderConfig:
+        return FrameEncoderConfig(size=self.frame_size, digit_size=self.digit_size, steps=self.encoder_steps,
                              seed=self.encoder_seed)
 
 
@@ -182,7 +185,9 @@ def build_module(cfg: CellConfig, feature_dim: int, grid: int) -> VideoLM:
         lm=build_llama(len(vocab), cfg.width, cfg.layers, cfg.heads, mlp_ratio=cfg.mlp_ratio),
         questions=torch.from_numpy(question_table()),
         ids={"bos": vocab["<bos>"], "answer": vocab["answer"]},
-        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup=cfg.warmup, steps=cfg.steps),
+        # every field given, as before the one OptimConfig (AdamW's default betas, as VideoLM always used)
+        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), warmup=cfg.warmup,
+                          steps=cfg.steps),
         tasks=cfg.tasks,
     )
 
@@ -251,7 +256,7 @@ def _checkpointer(path: Path, every: int, steps: int, start_step: int = 0, state
 
 
 def train_cell(config: dict, run_dir: Path) -> dict:
-    """Train one cell and return flat metrics (val_loss, val_acc, val_acc_<task>, train_time_s, ...)."""
+    """Train one cell and return flat metrics (val_loss, val_acc, val_acc_<task>, seconds, ...)."""
     cfg = CellConfig.from_dict(dict(config))
     if not cfg.progress:  # a sweep of many cells: no "GPU available" banners per cell
         for name in ("lightning.pytorch", "lightning.fabric"):
@@ -262,8 +267,6 @@ def train_cell(config: dict, run_dir: Path) -> dict:
 
 
 def _train(cfg: CellConfig, run_dir) -> dict:
-    import lightning as L
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     vcfg, ecfg = cfg.video(), cfg.encoder()
@@ -278,12 +281,12 @@ def _train(cfg: CellConfig, run_dir) -> dict:
         module.load_state_dict(state["module"])
         start = int(state["step"])
     callbacks = [_checkpointer(ckpt, int(cfg.checkpoint_every), int(cfg.steps), start, state)] if cfg.checkpoint_every else []
-    trainer = L.Trainer(
+    trainer = make_trainer(  # the flags this cell always passed; the rest are make_trainer's fixed ones
+        log_dir=run_dir, progress=cfg.progress,
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, num_nodes=cfg.num_nodes,
         precision=cfg.precision, max_steps=cfg.steps - start, max_epochs=1, check_val_every_n_epoch=2,
-        num_sanity_val_steps=0, logger=False, enable_checkpointing=False, callbacks=callbacks,
-        enable_progress_bar=cfg.progress, enable_model_summary=False, deterministic=True,
-        use_distributed_sampler=False, default_root_dir=str(run_dir), log_every_n_steps=50,
+        callbacks=callbacks, deterministic=True, use_distributed_sampler=False, default_root_dir=str(run_dir),
+        log_every_n_steps=max(1, min(50, cfg.steps // 10)),  # 50 as always; ~10 curve points for short cells
     )
     t0 = time.perf_counter()
     data = _datamodule(cfg, bank, start)
@@ -299,7 +302,7 @@ def _train(cfg: CellConfig, run_dir) -> dict:
         out[f"val_acc_{task}"] = m.get(f"val/acc_{task}", float("nan"))
         out[f"val_loss_{task}"] = m.get(f"val/loss_{task}", float("nan"))
     out.update({"train_loss": float(train_loss) if train_loss is not None else float("nan"),
-                "train_time_s": round(train_time, 3), "steps": start + int(trainer.global_step), "n_params": int(n_params),
+                "seconds": round(train_time, 3), "steps": start + int(trainer.global_step), "n_params": int(n_params),
                 "resumed_from_step": start,
                 "visual_tokens": int(cfg.frames) * int(cfg.tokens_per_frame),
                 "encoder_acc_digit_cells": float(bank["info"]["encoder"].get("test_acc_digit_cells", float("nan")))})

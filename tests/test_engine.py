@@ -10,7 +10,7 @@ import torch
 from studio.data.video import make_batch
 from studio.data.vocab import answer_ids
 from studio.engine import CellConfig, build_module, default_cell_config, train_cell
-from studio.models.frame_encoder import EncoderConfig, pretrained_frame_encoder
+from studio.models.frame_encoder import FrameEncoderConfig, pretrained_frame_encoder
 
 # A tiny but real cell: its own tiny encoder (cached after the first run) and a small bank.
 TINY = dict(encoder_steps=15, train_videos=128, val_videos=64, steps=12, batch_size=32, width=32, heads=2,
@@ -18,7 +18,7 @@ TINY = dict(encoder_steps=15, train_videos=128, val_videos=64, steps=12, batch_s
 
 
 def _untimed(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "train_time_s"}
+    return {k: v for k, v in metrics.items() if k != "seconds"}
 
 
 def test_defaults_and_unknown_keys():
@@ -56,7 +56,11 @@ def test_train_cell_is_deterministic(tmp_path):
     assert a["steps"] == TINY["steps"] and a["n_params"] > 0 and a["visual_tokens"] == 16
     for task in TINY["tasks"]:
         assert 0.0 <= a[f"val_acc_{task}"] <= 1.0
-    assert math.isfinite(a["val_loss"]) and a["train_time_s"] > 0
+    assert math.isfinite(a["val_loss"]) and a["seconds"] > 0
+    from studio.training import curves  # make_trainer(log_dir=run_dir): the cell's training curve
+
+    curve = curves(tmp_path / "a")
+    assert "train/loss" in curve and curve["train/loss"].notna().any()
     c = train_cell({**TINY, "seed": 1}, tmp_path / "c")
     assert c["val_loss"] != a["val_loss"]
 
@@ -142,10 +146,10 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_path):
 def test_frozen_encoder_stays_frozen_under_lightning(tmp_path):
     import lightning as L
 
-    enc = pretrained_frame_encoder(EncoderConfig(steps=15))
+    enc = pretrained_frame_encoder(FrameEncoderConfig(steps=15))
     before = {k: v.clone() for k, v in enc.state_dict().items()}
     cfg = CellConfig.from_dict({**TINY, "steps": 3})
-    module = build_module(cfg, EncoderConfig().feature_dim, EncoderConfig().grid)
+    module = build_module(cfg, FrameEncoderConfig().feature_dim, FrameEncoderConfig().grid)
     module.encoder = enc
     vcfg = cfg.video()
     batches = []
@@ -177,7 +181,7 @@ def test_budget_line_analysis_finds_the_interior_optimum():
                 loss = 1.0 / T + 0.5 / M + 0.1 * (T >= 8) + 0.01 * seed  # frames help until T = 4
                 rows.append({"frames": T, "tokens_per_frame": M, "token_strategy": "mean", "frame_strategy": "uniform",
                              "seed": seed, "val_loss": loss, "val_acc": 0.5, "val_acc_retrieval": 0.5,
-                             "train_time_s": 1.0})
+                             "seconds": 1.0})
         rows.append({**rows[-1], "frames": 4, "tokens_per_frame": 4, "token_strategy": "sample", "val_loss": 9.0})
     table = vc.results_table(pd.DataFrame(rows))
     lines = vc.budget_lines(table)
@@ -185,19 +189,46 @@ def test_budget_line_analysis_finds_the_interior_optimum():
     assert sorted(line16["frames"]) == [1, 4, 16]
     assert line16[line16["best"]]["frames"].item() == 4 and line16["interior"].all()
     assert line16["resolved"].all() and line16["margin"].iloc[0] > 0.1  # seeds differ by 0.01 only
-    assert "1 of them clear of the seed spread" in vc.verdict_frames(vc.frames_vs_tokens(table), lines)
+    frames = vc.verdict_frames(vc.frames_vs_tokens(table), lines, table)
+    assert "1 of them clear of the seed spread" in frames.evidence
+    won = vc.frames_vs_tokens(table)["frames_won"]
+    assert frames.value == pytest.approx(won.mean()) and frames.spread == pytest.approx(0.01)
+    assert frames.verdict == ("reproduced" if won.mean() > vc.MAJORITY else "not reproduced")
     # a runner-up inside the best cell's seed range is reported as a tie, not as a resolved optimum
     tied = table.copy()
     near = (tied["frames"] == 16) & (tied["tokens_per_frame"] == 1)
     tied.loc[near, "val_loss"] = (tied.loc[near, "seed"].map({0: 0.38, 1: 0.40})).to_numpy()
     tie_lines = vc.budget_lines(tied)
     assert not tie_lines[tie_lines["budget"] == 16]["resolved"].any()
-    assert "inside the seed spread (a tie)" in vc.verdict_frames(vc.frames_vs_tokens(tied), tie_lines)
+    tie = vc.verdict_frames(vc.frames_vs_tokens(tied), tie_lines, tied)
+    assert "inside the seed spread (a tie)" in tie.evidence and tie.verdict == "tie"
     one_seed = table[table["seed"] == 0]
     one_lines = vc.budget_lines(one_seed)
     assert not one_lines["resolved"].any()  # a single seed has no spread to beat
-    assert "one seed: a tie cannot be ruled out" in vc.verdict_frames(vc.frames_vs_tokens(one_seed), one_lines)
+    single = vc.verdict_frames(vc.frames_vs_tokens(one_seed), one_lines)
+    assert "one seed: a tie cannot be ruled out" in single.evidence and single.verdict == "tie"
     pairs = vc.frames_vs_tokens(table)
     assert 0 < pairs["frames_won"].sum() < len(pairs)
-    assert "agrees" in vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample"))
+    pooling = vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample"))
+    assert "agrees" in pooling.evidence and pooling.verdict == "reproduced"
+    assert [v.verdict for v in vc.verdicts(table)] == [frames.verdict, "reproduced"]
     assert vc.surface(table).loc[4, 4] == pytest.approx(0.25 + 0.125 + 0.005)
+
+
+def test_pooling_verdict_is_a_tie_inside_the_seed_spread_and_empty_inputs_are_ties():
+    import pandas as pd
+
+    from studio.studies import visual_context as vc
+
+    def contrast(pairs):  # (loss with mean pooling, loss with sampling) per seed
+        return pd.DataFrame([{"frames": 4, "tokens_per_frame": 4, "seed": i, "val_loss_mean": a, "val_loss_sample": b,
+                              "a_better": a < b} for i, (a, b) in enumerate(pairs)])
+
+    clear = vc.verdict_pooling(contrast([(0.2, 1.0), (0.25, 1.1)]))
+    assert clear.verdict == "reproduced" and clear.value == pytest.approx(0.825) and clear.spread == pytest.approx(0.05)
+    assert vc.verdict_pooling(contrast([(1.0, 0.2), (1.1, 0.25)])).verdict == "not reproduced"
+    # pooling wins both seeds, but by 0.01 and 0.3: the mean gap (0.155) is inside the gaps' spread (0.29)
+    assert vc.verdict_pooling(contrast([(0.5, 0.51), (0.5, 0.8)])).verdict == "tie"
+    assert vc.verdict_pooling(contrast([(0.2, 1.0)])).verdict == "tie"  # one seed: no spread
+    assert vc.verdict_pooling(contrast([])).verdict == "tie"
+    assert vc.verdict_frames(pd.DataFrame(columns=["frames_won"]), pd.DataFrame()).verdict == "tie"

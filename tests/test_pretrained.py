@@ -57,3 +57,30 @@ def test_initial_weights_depend_on_the_config_seed_not_the_callers_rng(tmp_path)
     cached_pretrained("toy", {"seed": 3}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / "a",
                       log=lambda *_: None)  # loaded from the cache
     assert torch.equal(state, torch.get_rng_state())  # the caller's RNG is left as it was
+
+
+def test_keyed_by_code_and_a_damaged_entry_is_rebuilt(tmp_path):
+    calls = []
+
+    def train_a(model, cfg):
+        calls.append("a")
+        return {"acc": 1.0}
+
+    def train_b(model, cfg):  # other code, same config: another entry
+        calls.append("b")
+        return {"acc": 2.0}
+
+    def get(train):
+        return cached_pretrained("toy", {"seed": 5}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path,
+                                 frozen=False, log=lambda *_: None)
+
+    first = get(train_a)
+    assert get(train_a).pretrain_info["acc"] == 1.0 and calls == ["a"]  # the second call loaded
+    assert "seconds" in first.pretrain_info
+    assert get(train_b).pretrain_info["acc"] == 2.0 and calls == ["a", "b"]
+    entries = sorted((tmp_path / "toy").glob("*/model.safetensors"))
+    assert len(entries) == 2
+    entries[0].write_bytes(b"\0" * entries[0].stat().st_size)  # zeroed weights: verified, moved aside, retrained
+    get(train_a), get(train_b)
+    assert len(calls) == 3 and sorted(calls[2:]) in (["a"], ["b"])  # only the damaged entry was retrained
+    assert len(list((tmp_path / "toy").glob("*.bad-*"))) == 1

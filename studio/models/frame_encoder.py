@@ -6,18 +6,18 @@ names, for every cell of an 8x8 grid, the digit that covers it or "none" (studio
 `cell_labels`), so that the grid features keep both identity and position -- what mean pooling to
 sqrt(M) x sqrt(M) and the LM downstream need.
 
-    enc = pretrained_frame_encoder(EncoderConfig())            # cached by config hash, Frozen
+    enc = pretrained_frame_encoder(FrameEncoderConfig())       # cached by config and code, Frozen
     bank = feature_bank(enc_cfg, video_cfg, n_train, n_val)   # cached (N, F, G*G, C) float16 memmaps
 
 The feature bank is the frozen encoder applied to every frame of a fixed set of videos: computing it
 once per (encoder, video) config makes a sweep cell cost only the selector, projector and LM. It is
 honest because the encoder is frozen: the features a cell sees are exactly what the encoder would give.
+Both are `studio.cache` entries keyed by their config and by the code fingerprint of this module (and
+every studio module it imports: the video generator among them), so editing that code rebuilds them.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,18 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from studio import paths
+from studio.cache import cached, code_fingerprint, load_checked
 from studio.config import from_dict
 from studio.data.video import NONE_LABEL, TASKS, VideoConfig, make_batch
 from studio.models.pretrained import cached_pretrained
-from studio.repro import file_lock, stable_hash
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """Architecture and pretraining recipe of the frame encoder (its hash names the cache entry)."""
+class FrameEncoderConfig:
+    """Architecture and pretraining recipe of the frame encoder (with the code, it keys the cache entry)."""
 
-    version: int = 1            # bump when the pretraining code changes meaningfully
     channels: int = 32          # conv width
     feature_dim: int = 16       # C: features per grid cell handed to the video model
     size: int = 32              # frame side (must match the videos)
@@ -50,7 +48,7 @@ class EncoderConfig:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EncoderConfig":
+    def from_dict(cls, d: dict) -> FrameEncoderConfig:
         return from_dict(cls, d)
 
 
@@ -61,7 +59,7 @@ def _block(cin, cout, stride):
 class FrameEncoder(nn.Module):
     """(N, 1, size, size) frames -> (N, G*G, C) grid features; `classify` gives (N, 11, G, G) logits."""
 
-    def __init__(self, cfg: EncoderConfig):
+    def __init__(self, cfg: FrameEncoderConfig):
         super().__init__()
         n_down = int(np.log2(cfg.size // cfg.grid))
         if cfg.grid * 2 ** n_down != cfg.size:
@@ -87,12 +85,12 @@ class FrameEncoder(nn.Module):
         return self.head(self.feature_map(x))
 
 
-def _video_cfg(cfg: EncoderConfig) -> VideoConfig:
+def _video_cfg(cfg: FrameEncoderConfig) -> VideoConfig:
     # Pretraining sees frames of every task, so every layout a sweep can ask about is in distribution.
     return VideoConfig(size=cfg.size, digit_size=cfg.digit_size, label_grid=cfg.grid, tasks=TASKS)
 
 
-def _frames_batch(cfg: EncoderConfig, step: int, split: str, rng: np.random.Generator):
+def _frames_batch(cfg: FrameEncoderConfig, step: int, split: str, rng: np.random.Generator):
     vcfg = _video_cfg(cfg)
     n = cfg.videos_per_step
     idx = np.arange(step * n, (step + 1) * n)
@@ -104,12 +102,12 @@ def _frames_batch(cfg: EncoderConfig, step: int, split: str, rng: np.random.Gene
 
 
 def build_frame_encoder(config: dict) -> FrameEncoder:
-    return FrameEncoder(EncoderConfig.from_dict(config))
+    return FrameEncoder(FrameEncoderConfig.from_dict(config))
 
 
 def pretrain_frame_encoder(model: FrameEncoder, config: dict, log=print) -> dict:
     """Train `model` in place to name the digit (or none) in each grid cell; return held-out accuracy."""
-    cfg = EncoderConfig.from_dict(config)
+    cfg = FrameEncoderConfig.from_dict(config)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -138,18 +136,16 @@ def pretrain_frame_encoder(model: FrameEncoder, config: dict, log=print) -> dict
             "test_acc_empty_cells": hits["none"][0] / max(hits["none"][1], 1), "steps": cfg.steps}
 
 
-def pretrained_frame_encoder(cfg: EncoderConfig | dict | None = None, **kw) -> nn.Module:
+def pretrained_frame_encoder(cfg: FrameEncoderConfig | dict | None = None, **kw) -> nn.Module:
     """The frozen encoder for `cfg`, pretrained once and then loaded from experiments/cache/pretrained."""
-    cfg = cfg if isinstance(cfg, EncoderConfig) else EncoderConfig.from_dict(dict(cfg or {}))
+    cfg = cfg if isinstance(cfg, FrameEncoderConfig) else FrameEncoderConfig.from_dict(dict(cfg or {}))
     return cached_pretrained("frame-cnn", asdict(cfg), build=build_frame_encoder,
                              train=pretrain_frame_encoder, **kw)
 
 
-def bank_dir(enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int,
-             root: Path | None = None) -> Path:
-    key = {"encoder": asdict(enc_cfg), "video": video_cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed}
-    root = Path(root) if root is not None else paths.CACHE / "features"
-    return root / f"bank-{stable_hash(key, length=16)}"
+def bank_key(enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int) -> dict:
+    """Everything that changes the bank's contents (with the code fingerprint, its cache key)."""
+    return {"encoder": asdict(enc_cfg), "video": video_cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed}
 
 
 @torch.no_grad()
@@ -167,7 +163,7 @@ def _encode(encoder: nn.Module, video_cfg: VideoConfig, n: int, seed: int, split
     return tasks, answers
 
 
-def feature_bank(enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int = 0,
+def feature_bank(enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int = 0,
                  *, root: Path | None = None, log=print) -> dict:
     """Frozen features of a fixed set of videos, computed once and memory-mapped afterwards.
 
@@ -177,10 +173,13 @@ def feature_bank(enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n
     """
     if video_cfg.size != enc_cfg.size or video_cfg.digit_size != enc_cfg.digit_size:
         raise ValueError("video size/digit_size must match the encoder's")
-    folder = bank_dir(enc_cfg, video_cfg, n_train, n_val, seed, root)
-    with file_lock(folder.with_name(folder.name + ".lock")):  # one worker builds, the others wait
-        if not (folder / "info.json").exists():
-            _build_bank(folder, enc_cfg, video_cfg, n_train, n_val, seed, log)
+    folder = cached("features", bank_key(enc_cfg, video_cfg, n_train, n_val, seed),
+                    lambda tmp: _build_bank(tmp, enc_cfg, video_cfg, n_train, n_val, seed, log),
+                    code=code_fingerprint(__name__), root=root, log=log)
+    return load_checked(folder, _load_bank)
+
+
+def _load_bank(folder: Path) -> dict:
     out = {"info": json.loads((folder / "info.json").read_text())}
     for name in ("train", "val"):
         out[name] = {"features": np.load(folder / f"{name}_features.npy", mmap_mode="r"),
@@ -189,26 +188,21 @@ def feature_bank(enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n
     return out
 
 
-def _build_bank(folder: Path, enc_cfg: EncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int,
-                log) -> None:
-    """Encode the bank into a temporary folder and rename it to `folder` (a crash leaves no torn bank)."""
+def _build_bank(folder: Path, enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int,
+                seed: int, log) -> None:
+    """Encode the bank into `folder` (a temporary folder the cache renames into place when complete)."""
     encoder = pretrained_frame_encoder(enc_cfg, log=log)
     t0 = time.perf_counter()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     P, C = enc_cfg.grid ** 2, enc_cfg.feature_dim
     for split, name, n in (("train", "train", n_train), ("test", "val", n_val)):
-        arr = np.lib.format.open_memmap(tmp / f"{name}_features.npy", mode="w+", dtype=np.float16,
+        arr = np.lib.format.open_memmap(folder / f"{name}_features.npy", mode="w+", dtype=np.float16,
                                         shape=(n, video_cfg.frames, P, C))
         tasks, answers = _encode(encoder, video_cfg, n, seed, split, arr)
         arr.flush()
         del arr
-        np.save(tmp / f"{name}_task.npy", tasks)
-        np.save(tmp / f"{name}_answer.npy", answers)
+        np.save(folder / f"{name}_task.npy", tasks)
+        np.save(folder / f"{name}_answer.npy", answers)
     info = {"seconds": round(time.perf_counter() - t0, 1), "encoder": getattr(encoder.module, "pretrain_info", {}),
             "video": video_cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed}
-    (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    os.replace(tmp, folder)
-    log(f"feature bank: {n_train}+{n_val} videos encoded in {info['seconds']} s -> {paths.relative(folder)}")
+    (folder / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    log(f"feature bank: {n_train}+{n_val} videos encoded in {info['seconds']} s")

@@ -1,4 +1,4 @@
-"""Pretrain an encoder once per config, cache it by the config's hash, hand it out frozen.
+"""Pretrain an encoder once per config and code, cache it (studio.cache), hand it out frozen.
 
 Real MLLMs freeze a pretrained SigLIP or CLIP; both prototypes here (shared/reference) only learned
 with an image encoder pretrained first and then frozen. Every study gets its encoder through
@@ -7,25 +7,27 @@ notebook pays nothing.
 
     enc = cached_pretrained("frame-cnn", cfg, build=build_frame_encoder, train=pretrain_frame_encoder)
 
-The cache folder experiments/cache/pretrained/KIND-HASH/ holds model.safetensors (weights only: never
-pickles), config.json and info.json (what `train` returned: accuracy, wall time). Bump a `version`
-field in the config when the pretraining code changes meaningfully, so old weights are not reused.
+The entry is `studio.cache.cached("KIND", config, ..., code=...)` under CACHE/pretrained/: keyed by the
+config and by the code fingerprint of `build` and `train` (their modules and every studio module
+those import), so editing the pretraining code retrains instead of reusing stale weights. It holds
+model.safetensors (weights only: never pickles), info.json (what `train` returned: accuracy, and
+`seconds` of pretraining) and the cache's config.json and CHECKSUMS.json; it is built under a lock
+(concurrent workers wait and load) and verified on every reuse.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from studio import paths
-from studio.repro import file_lock, stable_hash
+from studio.cache import cached, code_fingerprint, load_checked
+from studio.repro import stable_hash
 
 
 class Frozen(nn.Module):
@@ -54,9 +56,14 @@ class Frozen(nn.Module):
         return self.module(*args, **kwargs)
 
 
-def cache_dir(kind: str, config: dict, root: Path | None = None) -> Path:
-    root = Path(root) if root is not None else paths.CACHE / "pretrained"
-    return root / f"{kind}-{stable_hash({'kind': kind, 'config': config}, length=16)}"
+def pretrained_code(*functions) -> str:
+    """The code fingerprint of this module and of `functions`: studio functions by their modules and
+    everything those import (studio.cache); others (a test's lambda) by their own bytecode."""
+    studio_fns = [f for f in functions if getattr(f, "__module__", "").startswith("studio.")]
+    others = [f for f in functions if f not in studio_fns]
+    own = [{"name": getattr(f, "__qualname__", repr(f)),
+            "code": getattr(getattr(f, "__code__", None), "co_code", b"").hex()} for f in others]
+    return stable_hash({"studio": code_fingerprint(__name__, *studio_fns), "other": own}, length=16)
 
 
 def cached_pretrained(kind: str, config: dict, *, build: Callable[[dict], nn.Module],
@@ -66,29 +73,37 @@ def cached_pretrained(kind: str, config: dict, *, build: Callable[[dict], nn.Mod
 
     `train(model, config)` trains in place and returns a JSON-able dict of what it measured.
     Returns the model wrapped in `Frozen` (or plain, with frozen=False), on the CPU.
+    root: the cache folder holding KIND/KEY entries (default CACHE/pretrained).
 
     The model is built under torch's RNG seeded with config["seed"] (default 0), in a forked RNG
     state, so its initial weights -- and so the cached encoder -- depend on the config alone, not on
     what the caller's RNG happened to hold (two sweep workers with different cell seeds once built two
-    different encoders for one cache entry). Building and caching happen under a file lock: one
-    process pretrains, concurrent ones wait and load its weights.
+    different encoders for one cache entry). Building happens under the cache's lock: one process
+    pretrains, concurrent ones wait and load its weights.
     """
-    folder = cache_dir(kind, config, root)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(config.get("seed", 0)))
         model = build(config)
-    weights = folder / "model.safetensors"
-    with file_lock(folder.with_name(folder.name + ".lock")):
-        if weights.exists():
-            model.load_state_dict(load_file(weights))
-            info = json.loads((folder / "info.json").read_text()) if (folder / "info.json").exists() else {}
-            log(f"pretrained {kind}: loaded from {paths.relative(folder)} {_short(info)}")
-        else:
-            t0 = time.perf_counter()
-            info = dict(train(model, config) or {})
-            info["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
-            _save(model, config, info, folder)
-            log(f"pretrained {kind}: trained and cached in {paths.relative(folder)} {_short(info)}")
+    trained = {}
+
+    def pretrain(folder: Path) -> None:
+        t0 = time.perf_counter()
+        info = dict(train(model, config) or {})
+        info["seconds"] = round(time.perf_counter() - t0, 1)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, folder / "model.safetensors")
+        (folder / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+        trained["info"] = info
+
+    folder = cached(kind, config, pretrain, code=pretrained_code(build, train),
+                    root=root if root is not None else paths.CACHE / "pretrained", log=log)
+    if trained:  # pretrained here: the model already holds the weights just saved
+        info = trained["info"]
+        log(f"pretrained {kind}: trained and cached in {paths.relative(folder)} {_short(info)}")
+    else:
+        model.load_state_dict(load_checked(folder, lambda f: load_file(f / "model.safetensors")))
+        info = json.loads((folder / "info.json").read_text())
+        log(f"pretrained {kind}: loaded from {paths.relative(folder)} {_short(info)}")
     model = model.cpu()
     model.pretrain_info = info  # what the encoder reached, for notebooks to report
     return Frozen(model) if frozen else model
@@ -97,19 +112,3 @@ def cached_pretrained(kind: str, config: dict, *, build: Callable[[dict], nn.Mod
 def _short(info: dict) -> str:
     keys = [k for k in info if isinstance(info[k], (int, float))][:4]
     return "(" + ", ".join(f"{k}={info[k]:.3g}" for k in keys) + ")" if keys else ""
-
-
-def _save(model: nn.Module, config: dict, info: dict, folder: Path) -> None:
-    """Write into a temporary folder and rename it into place: a crash leaves no torn cache entry."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, tmp / "model.safetensors")
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
-    (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process cached the same config first; theirs is as good as ours
-        shutil.rmtree(tmp, ignore_errors=True)

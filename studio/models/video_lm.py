@@ -15,21 +15,13 @@ task (B,) int64 task ids, answer_id (B,) int64 vocabulary ids of the answers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import lightning as L
 import torch
 from torch import nn
 
 from studio.data.video import TASKS
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.1          # share of steps spent warming up linearly, then cosine decay
-    steps: int = 1000
+from studio.training import OptimConfig
 
 
 def build_llama(vocab_size: int, width: int, layers: int, heads: int, max_len: int = 4096, mlp_ratio: int = 4):
@@ -63,6 +55,8 @@ class VideoLM(L.LightningModule):
 
     Logs train/loss every step; at the end of validation val/loss, val/acc and val/acc_<task> over the
     whole validation set, also kept in `self.val_metrics` (plain floats).
+    optim: studio.training.OptimConfig with lr, weight_decay, betas, warmup (share of steps warming up
+    linearly, then cosine decay to 5 % of the peak) and steps all given (steps=None: no schedule length).
     """
 
     def __init__(self, frame_selector: nn.Module, token_selector: nn.Module, projector: nn.Module,
@@ -138,7 +132,9 @@ class VideoLM(L.LightningModule):
         decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=o.betas)
+        if o.steps is None:
+            raise ValueError("VideoLM's schedule needs OptimConfig.steps (the number of training steps)")
         warm = max(1, int(o.warmup * o.steps))
 
         def factor(step: int) -> float:  # linear warm-up, then cosine decay to 5 % of the peak
