@@ -23,24 +23,18 @@ min_line_cells: int = 3                # a budget line is drawn when it holds at
 import numpy as np
 
 import studio
-from studio import paths, scaling
-from studio.studies import visual_context as vc
+from studio import scaling
 from studio.figures import figure, save_figure, save_table
-from studio.sweep import run_sweep
+from studio.studies import visual_context as vc
+from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
-runs = run_sweep(paths.SWEEP_CONFIGS / "visual_context.yaml", profile=sweep_profile, launcher=launcher, progress=True,
-                 workers=workers)
+runs = vc.run_cells(sweep_profile, launcher=launcher, workers=workers)
 table = vc.results_table(runs)
 tasks = vc.task_names(table)
 save_table(table, "visual_context_results",
            caption="One row per trained cell: frames, tokens per frame, strategies, seed, held-out loss and accuracy per task.")
-print(f"{len(table)} runs ({runs.attrs.get('ran', '?')} trained now, {runs.attrs.get('skipped', '?')} loaded); "
-      f"tasks: {', '.join(tasks)}; total training time {table['train_time_s'].sum():.0f} s")
-budget = runs[["steps", "batch_size", "train_videos"]].drop_duplicates()
-for r in budget.itertuples():  # the training budget: a fixed number of training videos seen per cell
-    print(f"each cell: {r.steps} steps of {r.batch_size} videos = {r.steps * r.batch_size:,} training videos seen "
-          f"({r.steps * r.batch_size / r.train_videos:.1f} passes over a bank of {r.train_videos:,})")
+print(vc.describe_runs(runs, table))
 vc.by_cell(table).round(3)
 
 # %% [markdown]
@@ -106,7 +100,7 @@ if not lines.empty:
 ax.legend()
 save_figure(fig, "visual_context_budget_lines", lines if not lines.empty else pairs,
             caption="Held-out loss along fixed T*M budgets (circled: the best split on each line).")
-print(vc.verdict_frames(pairs, lines))
+print(vc.verdict_frames(pairs, lines, table).line())
 
 # %% [markdown]
 # ## Strategies at equal token count
@@ -118,7 +112,7 @@ print(vc.verdict_frames(pairs, lines))
 contrasts = vc.all_contrasts(table)
 pairs_of = contrasts.groupby(["comparison", "frames", "tokens_per_frame"], sort=False)
 fig, ax = figure(width=5.5, aspect=0.15 + 0.08 * max(1, pairs_of.ngroups))
-for y, ((name, T, M), g) in enumerate(pairs_of):
+for y, (_, g) in enumerate(pairs_of):
     ax.plot([g["default"].mean(), g["other"].mean()], [y, y], color="0.7", lw=1, zorder=1)
     ax.scatter(g["default"], [y] * len(g), color="C0", marker="o", s=18, zorder=2,
                label="default: mean pooling, uniform frames" if y == 0 else None)
@@ -130,7 +124,7 @@ ax.set(yticks=range(pairs_of.ngroups), yticklabels=[f"{n.split('_')[0]}s: {n.spl
 ax.legend(fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
 save_figure(fig, "visual_context_strategies", contrasts if not contrasts.empty else table,
             caption="Held-out loss of the default strategies against the alternatives at equal (T, M), per seed.")
-print(vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample")))
+print(vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample")).line())
 contrasts.round(3)
 
 # %% [markdown]
@@ -171,17 +165,12 @@ frontier.round(3)
 
 # %% [markdown]
 # ## Does the small-scale result agree with Opt-Visor?
-# Computed from the measurements above (not written by hand):
+# Computed from the measurements above by `studio.studies.visual_context` (not written by hand) and
+# published as the table `visual_context_verdicts`; a difference inside the seed spread is a tie.
 
 # %%
-print("1.", vc.verdict_frames(pairs, lines))
-print("2.", vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample")))
-share = frontier["frames_opt"] / np.sqrt(frontier["budget"])
-print(f"3. The fitted {law} law puts the optimum at T* = "
-      + ", ".join(f"{t:.1f} (T*M = {b:.0f})" for t, b in zip(frontier["frames_opt"], frontier["budget"]))
-      + f"; it spends {'more' if (share > 1).mean() > 0.5 else 'less'} of the budget on frames than a square split "
-      f"(T = M) at {int((share > 1).sum())} of {len(share)} budgets"
-      + (", at the edge of the allowed range for some budgets." if frontier["at_boundary"].any() else "."))
+save_verdicts(vc.verdicts(table, min_line_cells), "visual_context")
+print(vc.fit_sentence(frontier, law))
 print("Where the optimum sits is a property of this workload: needles lasting 8 of 32 frames make T = 4 the "
       "smallest T that always sees one, and 8-pixel digits make a 2 x 2 pooled grid enough to tell left "
       "from right; change needle_frames or digit_size in the sweep config and the optimum moves.")

@@ -1,10 +1,16 @@
-"""Analysis of the visual-context sweep (pandas only; knows nothing of Lightning or the sweep engine).
+"""The visual-context study: its sweep, its tables and its verdicts (pandas only; no Lightning here).
 
-    table = results_table(run_sweep(...))          # the published columns, one row per run
+    runs = run_cells("default")                    # the sweep experiments/sweeps/visual_context.yaml
+    table = results_table(runs)                    # the published columns, one row per run
     grid = surface(table, "val_loss")              # (T, M) pivot, mean over seeds, default strategies
     lines = budget_lines(table)                    # cells on each T*M line, best split per line
-    frames = frames_vs_tokens(table)               # does the cell with more frames win on a budget line?
+    pairs = frames_vs_tokens(table)                # does the cell with more frames win on a budget line?
     pooling = strategy_contrast(table, "token_strategy", "mean", "sample")
+    save_verdicts([verdict_frames(pairs, lines), verdict_pooling(pooling)], "visual_context")
+
+A verdict is "reproduced" when most comparisons go Opt-Visor's way (more than MAJORITY of them), and
+a tie when the difference it rests on is inside the seed spread (or there are fewer than MIN_SEEDS
+seeds to measure a spread with).
 """
 from __future__ import annotations
 
@@ -12,6 +18,14 @@ import json
 
 import numpy as np
 import pandas as pd
+
+from studio import paths
+from studio.verdicts import Verdict, verdict
+
+PAPER = "Opt-Visor"
+SWEEP = "visual_context"       # experiments/sweeps/visual_context.yaml
+MAJORITY = 0.5                 # share of comparisons that must favour the claim for it to hold
+MIN_SEEDS = 2                  # fewer seeds than this: no spread to compare with, so never resolved
 
 KEYS = ["frames", "tokens_per_frame", "token_strategy", "frame_strategy", "seed"]
 DEFAULT = {"token_strategy": "mean", "frame_strategy": "uniform"}
@@ -21,11 +35,32 @@ def task_names(df: pd.DataFrame) -> list[str]:
     return [c[len("val_acc_"):] for c in df.columns if c.startswith("val_acc_")]
 
 
+def run_cells(profile: str = "default", launcher: str = "local", workers: int | None = None,
+              progress: bool = True) -> pd.DataFrame:
+    """The sweep's results (studio.sweep.run_sweep): trains only the cells not already cached."""
+    from studio.sweep import run_sweep
+
+    return run_sweep(paths.SWEEP_CONFIGS / f"{SWEEP}.yaml", profile=profile, launcher=launcher,
+                     progress=progress, workers=workers)
+
+
+def describe_runs(runs: pd.DataFrame, table: pd.DataFrame) -> str:
+    """How many runs were trained now or loaded, and each cell's training budget, in sentences."""
+    tasks = task_names(table)
+    text = [f"{len(table)} runs ({runs.attrs.get('ran', '?')} trained now, {runs.attrs.get('skipped', '?')} "
+            f"loaded); tasks: {', '.join(tasks)}; total training time {table['seconds'].sum():.0f} s"]
+    for r in runs[["steps", "batch_size", "train_videos"]].drop_duplicates().itertuples():
+        text.append(f"each cell: {r.steps} steps of {r.batch_size} videos = {r.steps * r.batch_size:,} training "
+                    f"videos seen ({r.steps * r.batch_size / r.train_videos:.1f} passes over a bank of "
+                    f"{r.train_videos:,})")
+    return "\n".join(text)
+
+
 def results_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The published table: keys, val_loss, val_acc, per-task acc and loss, train_time_s, visual_tokens."""
+    """The published table: keys, val_loss, val_acc, per-task acc and loss, seconds, visual_tokens."""
     tasks = task_names(df)
     cols = KEYS + ["val_loss", "val_acc"] + [f"val_acc_{t}" for t in tasks] + \
-        [f"val_loss_{t}" for t in tasks if f"val_loss_{t}" in df] + ["train_time_s"]
+        [f"val_loss_{t}" for t in tasks if f"val_loss_{t}" in df] + ["seconds"]
     out = df[cols].copy()
     out["visual_tokens"] = out["frames"] * out["tokens_per_frame"]
     if "tasks" in df:
@@ -119,37 +154,89 @@ def strategy_contrast(table: pd.DataFrame, key: str, a: str, b: str, value: str 
     return m
 
 
-def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame) -> str:
-    """One sentence, computed from the data, on Opt-Visor's 'more frames beat more tokens per frame'."""
+def _split_sentence(lines: pd.DataFrame) -> str:
+    """The best split on each budget line and how many lines have a (resolved) interior optimum."""
+    if lines.empty:
+        return ""
+    inner = lines.drop_duplicates("budget")
+    best = lines[lines["best"]]
+    desc = "; ".join(
+        f"T*M={r.budget}: best (T, M)=({r.frames}, {r.tokens_per_frame}), ahead of the next cell by {r.margin:.3f}"
+        + ("" if r.resolved else (", inside the seed spread (a tie)" if r.n_seeds >= MIN_SEEDS
+                                  else " (one seed: a tie cannot be ruled out)"))
+        for r in best.itertuples())
+    n_int = int(inner["interior"].sum())
+    n_clear = int((inner["interior"] & inner["resolved"]).sum())
+    return (f" Best split per budget line: {desc}. {n_int} of {len(inner)} lines have an interior optimum"
+            f"{' (neither all frames nor all tokens)' if n_int else ''}"
+            f"{f', {n_clear} of them clear of the seed spread' if n_int else ''}.")
+
+
+def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame, table: pd.DataFrame | None = None,
+                   value: str = "val_loss") -> Verdict:
+    """Opt-Visor's 'at a fixed T*M, more frames beat more tokens per frame', from same-budget pairs.
+
+    Holds when the cell with more frames has the lower mean loss on more than MAJORITY of the pairs.
+    A tie when no budget line's best split is resolved beyond its seed spread (budget_lines' `resolved`):
+    then which split wins is not measured, whatever the majority says.
+    value: the share of pairs won by more frames; spread: the largest seed range (max - min) of the
+    cells in the pairs, when `table` is given.
+    """
+    claim = "At a fixed visual-token budget T*M, more frames beat more tokens per frame"
     if pairs.empty:
-        return "No budget line holds two cells: the frames-vs-tokens question cannot be answered from this sweep."
+        return verdict(claim, PAPER, False, "No budget line holds two cells: the question cannot be answered "
+                       "from this sweep.", tie=True)
     won, n = int(pairs["frames_won"].sum()), len(pairs)
-    agree = won > n / 2
-    text = (f"On {won} of {n} same-budget pairs the cell with more frames (and fewer tokens per frame) had the "
-            f"lower held-out loss: this {'agrees' if agree else 'does not agree'} with Opt-Visor's finding that "
-            f"frames are worth more than tokens per frame.")
-    if not lines.empty:
-        inner = lines.drop_duplicates("budget")
-        best = lines[lines["best"]]
-        desc = "; ".join(f"T*M={r.budget}: best (T, M)=({r.frames}, {r.tokens_per_frame}), ahead of the next cell by "
-                         f"{r.margin:.3f}{'' if r.resolved else (', inside the seed spread (a tie)' if r.n_seeds > 1 else ' (one seed: a tie cannot be ruled out)')}"
-                         for r in best.itertuples())
-        n_int = int(inner["interior"].sum())
-        n_clear = int((inner["interior"] & inner["resolved"]).sum())
-        text += (f" Best split per budget line: {desc}. {n_int} of {len(inner)} lines have an interior optimum"
-                 f"{' (neither all frames nor all tokens)' if n_int else ''}"
-                 f"{f', {n_clear} of them clear of the seed spread' if n_int else ''}.")
-    return text
+    agree = won > MAJORITY * n
+    resolved = bool(not lines.empty and lines["resolved"].any())
+    spread = None
+    if table is not None:
+        cells = by_cell(default_cells(table), value)
+        spread = float((cells["max"] - cells["min"]).max())
+    evidence = (f"On {won} of {n} same-budget pairs the cell with more frames (and fewer tokens per frame) had "
+                f"the lower held-out loss: this {'agrees' if agree else 'does not agree'} with {PAPER}'s finding "
+                f"that frames are worth more than tokens per frame." + _split_sentence(lines)
+                + ("" if resolved else " No line's best split is clear of the seed spread: a tie."))
+    return verdict(claim, PAPER, agree, evidence, tie=not resolved or won == MAJORITY * n, value=won / n,
+                   spread=spread)
 
 
-def verdict_pooling(contrast: pd.DataFrame, a: str = "mean", b: str = "sample") -> str:
+def verdict_pooling(contrast: pd.DataFrame, a: str = "mean", b: str = "sample") -> Verdict:
+    """Opt-Visor's choice of mean pooling over uniform sampling of patches, from seed-matched cells.
+
+    Holds when `a` has the lower loss in more than MAJORITY of the cells. A tie when the mean loss gap
+    is inside its spread over seed-matched cells (max - min of the gaps), or with fewer than MIN_SEEDS
+    cells. value: the mean gap (loss with b - loss with a; > 0 favours a); spread: the gaps' range.
+    """
+    claim = "Mean pooling of patches beats uniform sampling of patches at equal token count"
     if contrast.empty:
-        return f"No cell was measured with both {a} and {b}: the comparison cannot be made from this sweep."
+        return verdict(claim, PAPER, False, f"No cell was measured with both {a} and {b}: the comparison cannot "
+                       f"be made from this sweep.", tie=True)
     won, n = int(contrast["a_better"].sum()), len(contrast)
-    gap = float((contrast.iloc[:, 4] - contrast.iloc[:, 3]).mean())
-    return (f"Mean pooling beat uniform sampling of patches in {won} of {n} seed-matched cells (mean loss gap "
-            f"{gap:+.3f} in favour of {'pooling' if gap > 0 else 'sampling'}): this "
-            f"{'agrees' if won > n / 2 else 'does not agree'} with Opt-Visor's choice of mean pooling.")
+    gaps = contrast.iloc[:, 4] - contrast.iloc[:, 3]
+    gap, spread = float(gaps.mean()), float(gaps.max() - gaps.min())
+    tie = n < MIN_SEEDS or abs(gap) <= spread or won == MAJORITY * n
+    evidence = (f"Mean pooling beat uniform sampling of patches in {won} of {n} seed-matched cells (mean loss gap "
+                f"{gap:+.3f} in favour of {'pooling' if gap > 0 else 'sampling'}, spread {spread:.3f}): this "
+                f"{'agrees' if won > MAJORITY * n else 'does not agree'} with {PAPER}'s choice of mean pooling.")
+    return verdict(claim, PAPER, won > MAJORITY * n, evidence, tie=tie, value=gap, spread=spread)
+
+
+def verdicts(table: pd.DataFrame, min_line_cells: int = 3) -> list[Verdict]:
+    """The study's verdicts from its results table (what the notebook publishes)."""
+    lines = budget_lines(table, min_cells=min_line_cells)
+    return [verdict_frames(frames_vs_tokens(table), lines, table),
+            verdict_pooling(strategy_contrast(table, "token_strategy", "mean", "sample"))]
+
+
+def fit_sentence(frontier: pd.DataFrame, law: str) -> str:
+    """Where the fitted law puts the optimal T at each budget, against a square split T = M."""
+    share = frontier["frames_opt"] / np.sqrt(frontier["budget"])
+    return (f"The fitted {law} law puts the optimum at T* = "
+            + ", ".join(f"{t:.1f} (T*M = {b:.0f})" for t, b in zip(frontier["frames_opt"], frontier["budget"]))
+            + f"; it spends {'more' if (share > 1).mean() > MAJORITY else 'less'} of the budget on frames than a "
+            f"square split (T = M) at {int((share > 1).sum())} of {len(share)} budgets"
+            + (", at the edge of the allowed range for some budgets." if frontier["at_boundary"].any() else "."))
 
 
 ALTERNATIVES = {"token_strategy": ("mean", ("sample", "attention")), "frame_strategy": ("uniform", ("mean", "keyframes"))}
