@@ -39,8 +39,11 @@ import pandas as pd
 import studio
 from studio import icl
 from studio.figures import figure, save_figure, save_table
-from studio.models.icl_model import as_predictor, digit_encoder, emergence_curve, tradeoff_grid
-from studio.studies.icl_visual_reliance import SymDPOConfig, run_symdpo_ablation, summarise_ablation
+from studio.models.digit_encoder import digit_encoder
+from studio.models.icl_predictor import as_predictor
+from studio.studies.icl_visual_reliance import (TINY_MODEL, SymDPOConfig, emergence, icl_verdicts, run_symdpo_ablation,
+                                               summarise_ablation, tradeoff_grid)
+from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
 t_start = time.perf_counter()
@@ -57,7 +60,7 @@ episode_sets = {"symbols": icl.digit_episodes(n_probe, shots=4, ways=2, symbols=
 # demonstration of the query's class, so only the weights help.
 
 # %%
-curve, icl_net = emergence_curve(steps=icl_steps, every=emergence_every, seed=seed, return_model=True)
+curve, icl_net = emergence(steps=icl_steps, every=emergence_every, seed=seed)  # trained once, then cached
 fig, ax = figure()
 for i, (name, d) in enumerate(curve.groupby("probe", sort=False)):
     ax.plot(d["step"], d["accuracy"], marker="o", ms=3, color=f"C{i}", label=name)
@@ -78,7 +81,7 @@ print(f"after {icl_steps} steps ({curve['seconds'].max():.0f} s): in-context {fi
 # trained above; the SymDPO models are added after the ablation below.
 
 # %%
-predictors = {"tiny ICL model": as_predictor(icl_net, seed=seed),
+predictors = {TINY_MODEL: as_predictor(icl_net, seed=seed),
               "nearest image (planted)": icl.nearest_image_predictor,
               "majority vote (planted)": icl.majority_predictor}
 # each predictor answers each condition once; probe and visual_reliance share those answers
@@ -143,7 +146,7 @@ grid.round(3)
 
 # %%
 cfg = SymDPOConfig(baseline_steps=baseline_steps, steps=symdpo_steps, lr=symdpo_lr, beta=beta, eval_n=eval_n)
-ablation, ablation_models = run_symdpo_ablation(cfg, seeds=range(seed, seed + symdpo_seeds), return_models=True)
+ablation, ablation_models = run_symdpo_ablation(cfg, seeds=list(range(seed, seed + symdpo_seeds)), return_models=True)
 summary = summarise_ablation(ablation)
 save_table(ablation, "icl_symdpo_ablation", caption="Accuracy and visual reliance before/after each fine-tuning arm, per seed.")
 summary.round(3)
@@ -170,7 +173,7 @@ save_figure(fig, "icl_symdpo_reliance", ablation,
 # The same models through the `studio.icl` probe (first seed), on the symbol and word episode sets.
 
 # %%
-symdpo_predictors = {f"{arm} (seed {seed})": as_predictor(ablation_models[(seed, arm)], seed=seed) for arm in arms}
+symdpo_predictors = {f"{arm} (seed {seed})": as_predictor(ablation_models[arm, seed], seed=seed) for arm in arms}
 symdpo_reliance = pd.DataFrame([{"model": m, "episodes": s, **icl.visual_reliance(p, eps, seed=seed)}
                                 for m, p in symdpo_predictors.items() for s, eps in episode_sets.items()])
 save_table(symdpo_reliance, "icl_symdpo_probe", caption="studio.icl visual reliance of the SymDPO ablation's models (first seed).")
@@ -179,51 +182,13 @@ symdpo_reliance[["model", "episodes", "acc_original", "acc_demo_images_blank", "
 
 # %% [markdown]
 # ## Do the small-scale results agree with the papers?
-# Each verdict below is computed from the numbers above.
+# Each verdict is computed from the tables above by `studio.studies.icl_visual_reliance.icl_verdicts`
+# (thresholds as named constants there). Where a claim compares arms over seeds, seeds that disagree on the
+# sign of the difference make it a tie.
 
 # %%
-tiny = reliance[(reliance["model"] == "tiny ICL model") & (reliance["episodes"] == "symbols")].iloc[0]
-s = summary.set_index(["arm", "eval"])
-base_words = s.loc[("baseline", "words")]
-sym = ablation[ablation["eval"] == "symbols"].pivot(index="seed", columns="arm", values="reliance")
-gain = {arm: sym[arm] - sym["baseline"] for arm in cfg.arms}
-symdpo_up = bool((gain["symdpo"] > 0.05).all())
-# a control is beaten when SymDPO's reliance gain is larger on every seed and by > 0.05 on average
-beats = {a: bool((gain["symdpo"] > gain[a]).all() and (gain["symdpo"] - gain[a]).mean() > 0.05)
-         for a in cfg.arms if a != "symdpo"}
-words_kept = s.loc[("symdpo", "words"), "accuracy"] >= s.loc[("baseline", "words"), "accuracy"] - 0.1
-icl_ok = final["in-context"] > 0.75
-iwl_small = grid[grid["n_classes"] == min(tradeoff_classes)]
-iwl_wins_few = bool((iwl_small["iwl_acc"] > iwl_small["icl_acc"]).all())
-many_bursty = grid[(grid["n_classes"] == max(tradeoff_classes)) & (grid["burstiness"] == max(tradeoff_burstiness))].iloc[0]
-verdicts = [
-    ("Real ICL can be learned by a tiny interleaved model (Chan et al.; Reddy)",
-     icl_ok, f"held-out in-context accuracy {final['in-context']:.3f} after {icl_steps} steps (chance 0.5)"),
-    ("The ICL model relies on the demonstration images when labels are symbols",
-     tiny["reliance_ci_low"] > 0, f"reliance {tiny['reliance']:+.3f} [{tiny['reliance_ci_low']:+.3f}, {tiny['reliance_ci_high']:+.3f}]"),
-    ("A model trained where shortcuts work ignores the demonstration images of natural-answer episodes (OpenFlamingo, Fig. 1b)",
-     abs(base_words["reliance"]) < 0.05, f"baseline reliance on word episodes {base_words['reliance']:+.3f}"),
-    ("With few classes, in-weights learning wins over in-context learning (Chan et al.; Reddy)",
-     iwl_wins_few, f"{min(tradeoff_classes)} classes: in-weights {iwl_small['iwl_acc'].round(2).tolist()}, "
-                   f"in-context {iwl_small['icl_acc'].round(2).tolist()}"),
-    ("With many classes and bursty contexts, fixed-label training gives in-context learning (Chan et al.)",
-     many_bursty["icl_acc"] > 0.6, f"{int(many_bursty['n_classes'])} classes, burstiness {many_bursty['burstiness']}: "
-     f"in-context {many_bursty['icl_acc']:.3f} (chance 0.5), in-weights {many_bursty['iwl_acc']:.3f}"),
-    ("SymDPO raises visual reliance on symbol episodes (every seed, > +0.05)",
-     symdpo_up, "reliance change per seed " + ", ".join(f"{g:+.2f}" for g in gain["symdpo"])),
-    ("... because of the symbol data: more than plain DPO on natural answers (every seed, mean margin > 0.05)",
-     beats.get("dpo_words", False), "reliance change: " + "; ".join(f"{a} " + ", ".join(f"{g:+.2f}" for g in gain[a]) for a in cfg.arms)),
-    ("... and because of the DPO objective: more than SFT on the same symbol data (every seed, mean margin > 0.05)",
-     beats.get("sft_symbols", False), f"mean gain symdpo {gain['symdpo'].mean():+.3f} vs sft_symbols "
-     f"{gain['sft_symbols'].mean():+.3f}" if "sft_symbols" in gain else "sft_symbols arm not run"),
-    ("After SymDPO, blanking the demonstration images hurts on natural-answer episodes (SymDPO Fig. 1b)",
-     s.loc[("symdpo", "words"), "reliance"] > 0.05,
-     f"word-episode reliance {base_words['reliance']:+.3f} -> {s.loc[('symdpo', 'words'), 'reliance']:+.3f}"),
-    ("... while keeping the word ability (within 0.1)", bool(words_kept),
-     f"word accuracy {s.loc[('baseline', 'words'), 'accuracy']:.3f} -> {s.loc[('symdpo', 'words'), 'accuracy']:.3f}"),
-]
-for claim, ok, evidence in verdicts:
-    print(f"{'AGREES' if ok else 'DOES NOT REPRODUCE'}: {claim}\n    {evidence}")
+verdicts = icl_verdicts(curve, reliance, grid, ablation)
+save_verdicts(verdicts, "icl_visual_reliance")
 print(f"\nnotebook compute so far: {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]

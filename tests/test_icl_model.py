@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from studio.models.icl_model import (VOCAB, EpisodeConfig, EpisodeSampler, NetConfig, as_predictor,
-                                     build_net, eval_batch, icl_eval_config, tensor_reliance, train_icl)
-from studio.studies.icl_visual_reliance import dpo_loss
+from studio.models.episode_sampler import EpisodeConfig, EpisodeSampler, EpisodeStream, eval_batch, icl_eval_config
+from studio.models.icl_module import DPOModule, dpo_loss, fit, train_icl
+from studio.models.icl_net import ICLNetConfig, build_net, tensor_reliance
+from studio.models.icl_predictor import as_predictor
+from studio.models.icl_vocab import VOCAB
 
 
 def test_dpo_loss_matches_hand_computation():
@@ -40,7 +42,7 @@ def test_config_refuses_unknown_keys_and_sampler_is_seeded():
 
 def test_predictor_answers_studio_icl_episodes_with_removed_images():
     icl = pytest.importorskip("studio.icl")
-    net = build_net(0, NetConfig(layers=1), log=lambda s: None)
+    net = build_net(0, ICLNetConfig(layers=1), log=lambda s: None)
     eps = icl.digit_episodes(12, shots=4, ways=2, symbols=True, seed=1)
     removed = icl.apply_condition("demo_images_removed", eps, seed=0)[0]
     for batch in (eps, removed):
@@ -51,9 +53,7 @@ def test_predictor_answers_studio_icl_episodes_with_removed_images():
 
 @pytest.mark.slow
 def test_dpo_module_reference_frozen_and_log2_at_init():
-    from studio.models.icl_model import fit, EpisodeStream
-    from studio.studies.icl_visual_reliance import DPOModule
-    net = build_net(0, NetConfig(layers=1), log=lambda s: None)
+    net = build_net(0, ICLNetConfig(layers=1), log=lambda s: None)
     module = DPOModule(net, {"lr": 1e-2}, beta=0.1, sft_weight=0.0)
     batch = EpisodeSampler(EpisodeConfig(majority_share=0.5), seed=0).sample(64)
     out = module.losses(batch)
@@ -71,7 +71,7 @@ def test_dpo_module_reference_frozen_and_log2_at_init():
 def test_same_seed_same_weights():
     def run(seed):
         m, _ = train_icl(EpisodeConfig(batch_size=32), steps=5, seed=seed,
-                         net=build_net(seed, NetConfig(layers=1), log=lambda s: None))
+                         net=build_net(seed, ICLNetConfig(layers=1), log=lambda s: None))
         return torch.cat([p.detach().flatten() for p in m.net.parameters()])
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a, b)
