@@ -12,8 +12,8 @@
 # event). We measure the gap and the separations per layer, picture them, and check the claims.
 
 # %% tags=["parameters"]
-seed: int = 0                      # first training seed; also seeds the projection and the probes
-seeds: int = 3                     # training seeds per arm (seed, seed + 1, ...)
+seed: int = 0                      # seeds the projection (the pictures show the first of `seeds`)
+seeds: list[int] = [0, 1, 2]       # training seeds per arm (each also seeds that model's probes)
 arms: list[str] = ["lm", "contrastive", "hacl"]  # no contrastive / contrastive / HACL
 n_train: int = 3000                # training clips (train-split digit scans)
 n_eval: int = 400                  # held-out clips for every measurement (test-split scans)
@@ -36,11 +36,11 @@ import pandas as pd
 import torch
 
 import studio
-from studio import gap
-from studio.studies import representation_gap as hacl
+from studio.analysis.projection import plot_projection, project
 from studio.data import scenes
 from studio.figures import figure, save_figure, save_table
-from studio.analysis.projection import plot_projection, project
+from studio.studies import representation_gap as hacl
+from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
 config = hacl.AblationConfig.from_dict({
@@ -57,11 +57,11 @@ pd.DataFrame({"caption": bank["captions"][:6], "hallucinated": bank["hallucinate
 # %% [markdown]
 # ## Training the three arms
 # Each arm is trained from the same initialisation seed on the same clips; only the loss differs.
+# Trained models are cached (weights, metrics, training curves), so a rerun loads them.
 # The table gives, per arm, the mean over seeds with a 95 % t-interval and the per-seed values.
 
 # %%
-results, models = hacl.run_ablation(arms, seeds=range(seed, seed + seeds), config=config, data=data,
-                                    return_models=True)
+results, models = hacl.run_ablation(arms, seeds=seeds, config=config, data=data, return_models=True)
 summary = hacl.summary(results)
 save_table(summary, "representation_gap_results",
            caption="HACL ablation: gap, separations, caption accuracy and CHAIR per arm (seed means).")
@@ -78,11 +78,10 @@ summary.pivot(index="quantity", columns="arm", values="mean").reindex(columns=ar
 # on these states and, below it, in the contrastive heads' space.
 
 # %%
-top = hacl.last_layer(results)
-arrays, labels = hacl.projection_inputs({a: models[(a, seed)] for a in arms}, data, n=projection_points)
+first = seeds[0]
+arrays, labels = hacl.projection_inputs({(a, first): models[(a, first)] for a in arms}, data, n=projection_points)
 proj = project(arrays, method=projection, seed=seed, labels=labels)
-last = results[(results.space == "hidden") & (results.layer == top) & (results.pool == "eos")]
-per_arm = last[last.seed == seed].pivot(index="arm", columns="metric", values="value")
+per_arm = hacl.arm_numbers(results, first)
 fig, axes = figure(len(arms), 2, aspect=1.1)
 axes = np.atleast_2d(axes).reshape(2, len(arms))
 for j, arm in enumerate(arms):
@@ -91,9 +90,9 @@ for j, arm in enumerate(arms):
     plot_projection(part, hues=("group", "caption"), axes=axes[:, j],
                     titles=(f"{hacl.ARM_LABELS[arm]}: by modality", f"{hacl.ARM_LABELS[arm]}: captions"))
     axes[0, j].set_xlabel(f"gap {per_arm.loc[arm, 'gap']:.2f}, probe {per_arm.loc[arm, 'vt_probe']:.2f}")
-    heads = results[(results.space == "head") & (results.arm == arm) & (results.seed == seed) & (results.metric == "fh_pairwise")]
+    heads = per_arm.loc[arm, "fh_pairwise_heads"]
     axes[1, j].set_xlabel(f"faithful closer: {per_arm.loc[arm, 'fh_pairwise']:.2f}"
-                          + (f"\nin the heads' space: {heads['value'].iloc[0]:.2f}" if len(heads) else ""))
+                          + (f"\nin the heads' space: {heads:.2f}" if not np.isnan(heads) else ""))
     if j > 0:  # one legend per row is enough
         axes[0, j].get_legend().remove()
         axes[1, j].get_legend().remove()
@@ -107,9 +106,8 @@ save_figure(fig, "representation_gap_arms", proj,
 # state (solid) and the mean over tokens (dashed). Lines are seed means; bands span the seeds.
 
 # %%
-hidden_rows = results[results.space == "hidden"]
-curves = (hidden_rows[hidden_rows.metric.isin(["gap", "vt_probe", "fh_pairwise"])]
-          .groupby(["arm", "pool", "metric", "layer"])["value"].agg(["mean", "min", "max"]).reset_index())
+top = hacl.last_layer(results)
+curves = hacl.layer_curves(results)
 fig, axes = figure(3, 1, aspect=0.8)
 for ax, (metric, label) in zip(axes, [("gap", "modality gap"), ("vt_probe", "visual vs text probe acc"),
                                        ("fh_pairwise", "faithful closer (share of clips)")]):
@@ -135,15 +133,7 @@ save_figure(fig, "representation_gap_layers", curves,
 # (both sides move, so four steps close the whole gap).
 
 # %%
-shift_rows = []
-for arm in arms:
-    rep = models[(arm, seed)].representations(*data["val"][:2])
-    v, t = rep["visual_eos"][:, top], rep["text_eos"][:, top]
-    g0 = gap.modality_gap(v, t)
-    s = gap.embedding_shift(v, t, lambdas=[g0 * k / 8 for k in range(5)])
-    s["arm"], s["step"] = arm, range(5)
-    shift_rows.append(s)
-shift = pd.concat(shift_rows, ignore_index=True)
+shift = hacl.shift_table(models, data, arms, first)
 fig, axes = figure(2, 1)
 for i, arm in enumerate(arms):
     s = shift[shift.arm == arm]
@@ -164,9 +154,7 @@ shift.pivot(index="step", columns="arm", values="distance").round(3)
 # clip). Right: the faithful-over-hallucinated share at the last layer by hallucination type.
 
 # %%
-out_rows = results[results.metric.isin(["val_caption_acc", "gen_exact", "chair"])]
-by_type = last[last.metric.str.startswith("fh_pairwise_")].copy()
-by_type["type"] = by_type["metric"].str.removeprefix("fh_pairwise_")
+out_rows, by_type = hacl.hallucination_rows(results)
 fig, axes = figure(2, 1)
 width = 0.8 / len(arms)
 for i, arm in enumerate(arms):
@@ -186,21 +174,19 @@ save_figure(fig, "representation_gap_hallucination", pd.concat([out_rows, by_typ
 
 # %% [markdown]
 # ## Does the small run show what HACL claims?
-# Computed from the numbers above (seed means): the gap claim holds if both contrastive arms have a
-# smaller last-layer EOS gap than the LM-only arm; the separation claim holds if, where the contrastive
-# loss acts (the projection heads; the last-layer EOS state for the LM-only arm, which has none), HACL
-# puts the faithful caption closer in at least 75 % of held-out clips while neither other arm does.
+# Computed in `studio.studies.representation_gap.verdict` from the numbers above (seed means): the gap
+# claim holds if both contrastive arms have a smaller last-layer EOS gap than the LM-only arm; the
+# separation claim holds if, where the contrastive loss acts (the projection heads; the last-layer EOS
+# state for the LM-only arm, which has none), HACL puts the faithful caption closer in at least 75 % of
+# held-out clips, ahead of every other arm on every seed, while neither other arm reaches 75 %. A
+# difference inside the seed spread (the t interval of the per-seed differences; always with one seed) is a tie.
 # A probe on captions alone (without the image) cannot tell faithful from hallucinated here by
 # construction (every caption is plausible; only the image makes one false), so the table should show
 # it near 0.5. Its folds keep each caption with its one-word twin (`paired=True`): split across folds,
 # the twins with opposite labels would push the probe below chance.
 
 # %%
-v = hacl.verdict(results)
-print(v["text"])
-print("gap shrinks with contrastive learning:", v["gap_shrinks"])
-print("only HACL separates hallucinated from faithful captions:", v["only_hacl_separates"],
-      "(on the last-layer EOS states:", v["only_hacl_separates_hidden"], ")")
+verdicts = save_verdicts(hacl.verdict(results), "representation_gap")
 
 # %% [markdown]
 # ## The same analysis on a Hugging Face VLM
