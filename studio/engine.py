@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from studio.models.frame_encoder import FrameEncoderConfig, feature_bank
 from studio.models.selection import FrameSelector, TokenSelector
 from studio.models.video_lm import Projector, VideoLM, build_llama
 from studio.repro import cpu_threads, seed_everything
-from studio.training import OptimConfig, make_trainer
+from studio.training import OptimConfig, make_trainer, quiet_lightning
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,9 @@ def train_cell(config: dict, run_dir: Path) -> dict:
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
     # The thread count holds for this cell only (a notebook calling train_cell keeps its own).
-    with cpu_threads(int(cfg.threads) or None):
+    with cpu_threads(int(cfg.threads) or None), quiet_lightning(), warnings.catch_warnings():
+        # the CSV logger writes into the run folder, which already holds the sweep's config.json
+        warnings.filterwarnings("ignore", message=".*Experiment logs directory.*exists and is not empty")
         return _train(cfg, run_dir)
 
 
