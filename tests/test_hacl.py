@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from studio.analysis import hallucination as H
 from studio.data import scenes as S
 from studio.models import captioner as C
-from studio.models.cell_encoder import CellEncoderConfig
 from studio.models.losses import hacl_loss
 from studio.studies import representation_gap as hacl
 from studio.training import OptimConfig, curves

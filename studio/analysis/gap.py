@@ -16,7 +16,7 @@ Formulas (see shared/reference/papers.md):
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

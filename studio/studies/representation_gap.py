@@ -57,7 +57,7 @@ class AblationConfig:
     threads: int | None = 1      # torch CPU threads while training (see captioner.fit_captioner)
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "AblationConfig":
+    def from_dict(cls, values: dict | None) -> AblationConfig:
         values = dict(values or {})
         if "arm" in (values.get("captioner") or {}):
             raise ValueError("captioner.arm is set by run_ablation's arms; leave it out of the config")
@@ -346,7 +346,7 @@ def projection_inputs(models: dict, data: dict, *, layer: int = -1, pool: str = 
         d = v.shape[1]
         arm = key[0] if isinstance(key, tuple) else key
 
-        def place(x):
+        def place(x, offset=offset, d=d):
             z = np.zeros((len(x), width), np.float32)
             z[:, offset:offset + d] = x
             return z
