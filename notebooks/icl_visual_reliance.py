@@ -41,8 +41,15 @@ from studio import icl
 from studio.figures import figure, save_figure, save_table
 from studio.models.digit_encoder import digit_encoder
 from studio.models.icl_predictor import as_predictor
-from studio.studies.icl_visual_reliance import (TINY_MODEL, SymDPOConfig, emergence, icl_verdicts, run_symdpo_ablation,
-                                               summarise_ablation, tradeoff_grid)
+from studio.studies.icl_visual_reliance import (
+    TINY_MODEL,
+    SymDPOConfig,
+    emergence,
+    icl_verdicts,
+    run_symdpo_ablation,
+    summarise_ablation,
+    tradeoff_grid,
+)
 from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)

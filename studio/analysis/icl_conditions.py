@@ -15,6 +15,7 @@ import numpy as np
 
 from studio.data.episodes import SYMBOLS, Episode
 
+
 def _with(e: Episode, condition: str, demos=None, query=None, answer=None, candidates=None) -> Episode:
     query = query if query is not None else e.query
     if answer is not None:  # the query shot carries the (new) true answer too, as built episodes do

@@ -31,6 +31,7 @@ from studio.analysis.icl_predictors import Predictor, last_label_predictor, majo
 from studio.data.episodes import Episode, blind
 from studio.stats import percentile_interval
 
+
 def _norm(s) -> str:
     return str(s).strip().lower()
 

@@ -65,7 +65,7 @@ class Episode:
     candidates: list[str]
     meta: dict = field(default_factory=dict)
 
-    def blinded(self) -> "Episode":
+    def blinded(self) -> Episode:
         """The copy a predictor sees: query answer and true answer "", no labels, no private meta."""
         return Episode(
             demos=[replace(d, label=None) for d in self.demos],

@@ -50,7 +50,8 @@ def as_predictor(net: nn.Module, seed: int = 0, restrict: bool = True, vocab: Vo
                 ep = episodes[i]
                 symbols = iter(rng.permutation(vocab.n_symbols) + vocab.n_words)
                 table: dict[str, int] = {}
-                def tok(a):
+
+                def tok(a, table=table, symbols=symbols):  # this episode's answer -> token table
                     if a not in table:
                         table[a] = vocab.index[a] if a in vocab.index and vocab.index[a] < vocab.n_words else next(symbols)
                     return table[a]
