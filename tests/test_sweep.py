@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from studio import paths, sweep
-from studio.workbench import cli
 from studio.errors import ParameterError
+from studio.workbench import cli
 
 TOY_YAML = paths.ROOT / "experiments" / "sweeps" / "toy.yaml"
 

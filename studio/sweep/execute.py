@@ -22,9 +22,9 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from studio import paths
 from studio.errors import ParameterError, StudioError

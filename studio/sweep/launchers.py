@@ -11,8 +11,8 @@ Each returns {run_key: result}, a result being what `execute_run` returns
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from studio import paths
 from studio.errors import ParameterError
