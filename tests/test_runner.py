@@ -7,6 +7,7 @@ import yaml
 
 from studio import paths
 from studio.workbench import cli, regenerate, runner
+from studio.errors import ParameterError
 from studio.repro import sha256_file
 
 
@@ -18,6 +19,7 @@ def project(tmp_path, monkeypatch):
         d.mkdir()  # no figures/: a fresh clone may not have one
     (nb_dir / "quickstart.ipynb").write_bytes((paths.NOTEBOOKS / "quickstart.ipynb").read_bytes())
     (exp_dir / "quickstart.yaml").write_bytes((paths.EXPERIMENTS / "quickstart.yaml").read_bytes())
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
     monkeypatch.setattr(paths, "NOTEBOOKS", nb_dir)
     monkeypatch.setattr(paths, "EXPERIMENTS", exp_dir)
     monkeypatch.setattr(paths, "RUNS", exp_dir / "runs")
@@ -112,3 +114,61 @@ def test_figures_publish_manifest_and_check(project, capsys):
     assert regenerate.run_figures("smoke", check=True, echo=lines.append) == 1
     assert any("quickstart_pooling: data changed" in line for line in lines)
     assert (project / "figures" / "quickstart_pooling.csv").read_bytes() == before
+
+
+def _tiny_notebook(folder, name: str, after=()):
+    """A figure notebook of two cells that records when it ran (for ordering) and saves one figure."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(
+                    "import os, time\nimport pandas as pd\nfrom studio.figures import figure, save_figure\n"
+                    "t0 = time.time(); time.sleep(2)\nfig, ax = figure(); ax.plot([0, 1], [0, seed])\n"
+                    # times as text: the CSV's float format keeps 6 digits
+                    f"save_figure(fig, '{name}_x', pd.DataFrame({{'start': [f'{{t0:.3f}}'], 'end': [f'{{time.time():.3f}}'], "
+                    "'pid': [os.getpid()]}), caption='tiny')")]
+    nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
+    nbformat.write(nb, folder / "notebooks" / f"{name}.ipynb")
+    profiles = {"figures": True, "after": list(after), "profiles": {"smoke": {}, "default": {}}}
+    (folder / "experiments" / f"{name}.yaml").write_text(yaml.safe_dump(profiles))
+
+
+@pytest.mark.slow
+def test_figures_jobs_run_independent_notebooks_side_by_side_after_their_upstream(project, monkeypatch):
+    (project / "notebooks" / "quickstart.ipynb").unlink()
+    (project / "experiments" / "quickstart.yaml").unlink()
+    _tiny_notebook(project, "aa")
+    _tiny_notebook(project, "bb")
+    _tiny_notebook(project, "cc", after=["aa"])
+    monkeypatch.setenv("STUDIO_ROOT", str(project))  # the spawned workers find the same project
+    monkeypatch.setenv("STUDIO_RUNS", str(project / "experiments" / "runs"))
+    lines = []
+    assert regenerate.run_figures("smoke", jobs=2, echo=lines.append) == 0
+    import pandas as pd
+
+    t = {n: pd.read_csv(project / "figures" / f"{n}_x.csv").iloc[0] for n in ("aa", "bb", "cc")}
+    assert t["aa"]["start"] < t["bb"]["end"] and t["bb"]["start"] < t["aa"]["end"]  # aa and bb overlapped
+    assert t["cc"]["start"] >= t["aa"]["end"]  # cc waited for aa
+    manifest = yaml.safe_load((project / "figures" / "MANIFEST").read_text())["figures"]
+    assert set(manifest) == {"aa_x", "bb_x", "cc_x"}  # each worker's entries merged, none lost
+
+
+def test_a_manifest_entry_outside_figures_is_refused_and_nothing_is_deleted(project, tmp_path_factory):
+    from studio.workbench import manifest
+
+    victim = tmp_path_factory.mktemp("outside") / "precious.txt"
+    victim.write_text("keep me")
+    (project / "figures").mkdir()
+    (project / "figures" / "MANIFEST").write_text(yaml.safe_dump({"figures": {
+        "old": {"notebook": "notebooks/quickstart.ipynb", "files": ["figures/old.png", str(victim)]}}}))
+    (project / "figures" / "old.png").write_text("png")
+
+    class Result:
+        figures_dir = project / "nothing"
+        provenance = {"notebook": "notebooks/quickstart.ipynb", "git": {}}
+
+    with pytest.raises(ParameterError, match="'old' lists .*precious.txt.*not inside figures/"):
+        manifest.publish(Result(), manifest.read_manifest())
+    assert victim.read_text() == "keep me" and (project / "figures" / "old.png").exists()
+    (project / "figures" / "MANIFEST").write_text("figures: [unclosed")
+    with pytest.raises(ParameterError, match="not valid YAML"):
+        manifest.read_manifest()

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rerun and report figures whose data changed; figures/ is left untouched")
     fig.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
     fig.add_argument("--jobs", type=_positive_int, metavar="N",
-                     help="notebooks run side by side (respecting `after:`); default: min(2, cores)")
+                     help="notebooks run side by side (respecting `after:`); default: the number of cores")
     fig.set_defaults(func=cmd_figures)
 
     sw = sub.add_parser("sweep", help="run a grid of small-scale ablations (cached, resumable)")

@@ -44,7 +44,7 @@ def figure_notebooks(only=None) -> list[NotebookSpec]:
 
 
 def default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    return max(1, os.cpu_count() or 1)
 
 
 def _run(path: str, profile: str):
