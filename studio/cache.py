@@ -109,8 +109,20 @@ def write_checksums(folder: Path) -> None:
     (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
 
 
+# Folders this process has verified in full, with the size and mtime of each file then: a sweep worker
+# reuses one feature bank (hundreds of MB) for many cells and need not hash it for every one.
+_verified: dict[Path, tuple] = {}
+
+
+def _stamp(folder: Path, names) -> tuple:
+    return tuple((n, (folder / n).stat().st_size, (folder / n).stat().st_mtime_ns) for n in sorted(names))
+
+
 def verify(folder: Path) -> str | None:
-    """None when every file matches CHECKSUMS.json, else what is wrong (naming the file)."""
+    """None when every file matches CHECKSUMS.json, else what is wrong (naming the file).
+
+    The first check in a process hashes every file; later ones in the same process compare sizes and
+    modification times with that check's (a file rewritten since is hashed again)."""
     try:
         sums = json.loads((folder / CHECKSUMS).read_text())
     except FileNotFoundError:
@@ -119,6 +131,11 @@ def verify(folder: Path) -> str | None:
         return f"{CHECKSUMS} is unreadable ({e})"
     if not isinstance(sums, dict):
         return f"{CHECKSUMS} is not a mapping"
+    try:
+        if _verified.get(folder) == _stamp(folder, sums):
+            return None
+    except OSError:
+        pass  # a file is missing: the full check below names it
     for rel, want in sorted(sums.items()):
         p = folder / rel
         if not p.is_file():
@@ -127,6 +144,7 @@ def verify(folder: Path) -> str | None:
             return f"{rel} has {p.stat().st_size} bytes, {want.get('bytes')} were written"
         if _sha256(p) != want.get("sha256"):
             return f"{rel} does not match its checksum"
+    _verified[folder] = _stamp(folder, sums)
     return None
 
 

@@ -1,7 +1,8 @@
 """`studio.gap`: the public name of the representation-gap metrics (studio.analysis.gap).
 
 Kept because users and earlier issues call `studio.gap.modality_gap`, `linear_cka`, ....
-The module object is the implementation itself, so private names and monkeypatching behave as before.
+The module object is the implementation package itself (its names are the ones it re-exports); to
+monkeypatch a function for calls made inside the package, patch the module that defines it.
 """
 import sys
 

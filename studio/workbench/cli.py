@@ -104,13 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="notebooks run side by side (respecting `after:`); default: the number of cores")
     fig.set_defaults(func=cmd_figures)
 
-    sw = sub.add_parser("sweep", help="run a grid of small-scale ablations (cached, resumable)")
-    sw.add_argument("config", help="a sweep config YAML, e.g. experiments/sweeps/visual_context.yaml")
-    sw.add_argument("--profile", help="a profile inside the config")
-    sw.add_argument("--out", help="output folder (inside the project)")
-    sw.add_argument("--launcher", choices=["local", "submitit"], default="local")
-    sw.add_argument("--workers", type=_positive_int, metavar="N",
-                    help="local launcher: runs at once, each in its own process (default: the config's workers, else 1)")
+    from studio.sweep import add_arguments as sweep_arguments
+
+    sw = sweep_arguments(sub.add_parser("sweep", help="run a grid of small-scale ablations (cached, resumable)"))
     sw.set_defaults(func=cmd_sweep)
 
     sy = sub.add_parser("sync", help="rewrite notebooks/*.ipynb from their paired py:percent files")
