@@ -29,7 +29,7 @@ class Allocation:
 
 
 def _additive_closed_form(nat: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """x1* = G budget^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)); nat (S, 5)."""
+    """x1* = G budget^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)); nat (R, 5)."""
     E, A, alpha, B, beta = (nat[:, i:i + 1] for i in range(5))
     with np.errstate(divide="ignore", invalid="ignore"):
         logG = (np.log(alpha * A) - np.log(beta * B)) / (alpha + beta)
@@ -38,7 +38,7 @@ def _additive_closed_form(nat: np.ndarray, budgets: np.ndarray) -> np.ndarray:
 
 def _allocate(law: Law, thetas: np.ndarray, budgets: np.ndarray, x_min=(1.0, 1.0), *, method: str = "auto",
               grid: int = 1601):
-    """Optimal log x1 (S, B), log loss (S, B) and at_boundary (S, B) for parameter rows and budgets.
+    """Optimal log x1 (R, B), log loss (R, B) and at_boundary (R, B) for parameter rows and budgets.
 
     The constraint is x1 * x2 = budget with x1 >= x_min[0], x2 >= x_min[1]. `numeric`: a dense grid
     in log x1 and a parabola through the best grid point and its neighbours (vectorised over rows).
@@ -55,8 +55,8 @@ def _allocate(law: Law, thetas: np.ndarray, budgets: np.ndarray, x_min=(1.0, 1.0
         raise ValueError(f"budget(s) {budgets[hi < lo]} are below x1_min * x2_min = {x_min[0] * x_min[1]}")
     if method == "auto":
         method = "closed form" if law.name == "additive" else "numeric"
-    S, B = len(thetas), len(budgets)
-    t, lL = np.empty((S, B)), np.empty((S, B))
+    R, B = len(thetas), len(budgets)
+    t, lL = np.empty((R, B)), np.empty((R, B))
     frac = np.linspace(0.0, 1.0, grid)
     for j in range(B):
         lb = np.log(budgets[j])
@@ -64,20 +64,20 @@ def _allocate(law: Law, thetas: np.ndarray, budgets: np.ndarray, x_min=(1.0, 1.0
             if law.name != "additive":
                 raise ValueError(f"no closed form for law {law.name!r}; use method='numeric'")
             tj = np.clip(np.log(_additive_closed_form(law.natural(thetas), budgets[j:j + 1])[:, 0]), lo[j], hi[j])
-            # each row at its own point: the diagonal of a (S, S) evaluation, in chunks
+            # each row at its own point: the diagonal of a (R, R) evaluation, in chunks
             lL[:, j] = np.concatenate([np.diagonal(law.log_model(thetas[s:s + 256], np.column_stack(
-                [tj[s:s + 256], lb - tj[s:s + 256]]))[0]) for s in range(0, S, 256)])
+                [tj[s:s + 256], lb - tj[s:s + 256]]))[0]) for s in range(0, R, 256)])
             t[:, j] = tj
             continue
         if method != "numeric":
             raise ValueError(f"method must be 'auto', 'closed form' or 'numeric', got {method!r}")
         tt = lo[j] + frac * (hi[j] - lo[j])
-        ly, _ = law.log_model(thetas, np.column_stack([tt, lb - tt]))       # (S, G)
+        ly, _ = law.log_model(thetas, np.column_stack([tt, lb - tt]))       # (R, G)
         ly = np.where(np.isfinite(ly), ly, np.inf)
         k = np.argmin(ly, axis=1)
         inner = (k > 0) & (k < grid - 1)
         kk = np.clip(k, 1, grid - 2)
-        rows = np.arange(S)
+        rows = np.arange(R)
         f0, f1, f2 = ly[rows, kk - 1], ly[rows, kk], ly[rows, kk + 1]
         h = tt[1] - tt[0]
         curv = f2 - 2 * f1 + f0
@@ -143,7 +143,7 @@ def allocation_frontier(fit: Fit, budgets, *, bootstrap: int | pd.DataFrame | No
 
 
 def _band(vals: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile band over resamples, (S, B) -> ci_low (B,), ci_high (B,).
+    """Percentile band over resamples, (R, B) -> ci_low (B,), ci_high (B,).
 
     A resample whose allocation is undefined (NaN) is left out of its budget's band, not the whole
     band turned NaN: the same numbers as np.nanquantile.

@@ -132,7 +132,7 @@ class Fit:
         thetas = np.array([self.law.raw(dict(zip(self.law.params, row)))
                            for row in boot[list(self.law.params)].to_numpy()])
         ly, _ = self.law.log_model(thetas, np.log(X))
-        lo, hi = percentile_interval(np.exp(ly), level, axis=0)      # over resamples: (S, N) -> (N,)
+        lo, hi = percentile_interval(np.exp(ly), level, axis=0)      # over resamples: (R, N) -> (N,)
         return pd.DataFrame({"pred": self.predict(data), "ci_low": lo, "ci_high": hi})
 
     def summary(self) -> str:
@@ -189,7 +189,7 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
     x: input columns in the law's order (x1, x2); 'a*b' multiplies two columns. y: the loss column.
     loss: 'huber' (sum of Huber_delta of log residuals, Hoffmann/Epoch), 'mse' (sum of squared log
     residuals) or 'mse_linear' (sum of squared residuals). starts: None (the law's grid), an int
-    (that many starts drawn from the grid), an array (S, P) of natural values, or a dict grid in
+    (that many starts drawn from the grid), an array (R, P) of natural values, or a dict grid in
     natural units. bounds: {param: (low, high)} in natural units to override the law's.
     """
     t0 = time.perf_counter()

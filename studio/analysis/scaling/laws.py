@@ -21,8 +21,8 @@ class Law:
     """A scaling-law family.
 
     params: the user-facing parameter names; `positive` ones are fitted as their logs (raw
-    parameter = log value). `log_model(theta, lx)` takes raw parameters theta (S, P) and log inputs
-    lx (N, k) and returns log predictions (S, N) and their Jacobian d/dtheta (S, P, N).
+    parameter = log value). `log_model(theta, lx)` takes raw parameters theta (R, P) and log inputs
+    lx (N, k) and returns log predictions (R, N) and their Jacobian d/dtheta (R, P, N).
     grid: starting values per parameter in raw units (logs for positive ones); starts = product.
     bounds: (low, high) per parameter in raw units; a fit ending on one is reported as degenerate.
     exponents: parameter -> index of the input it is the exponent of (for the flat-term check).
@@ -79,7 +79,7 @@ def _lse_model(design: Callable) -> Callable:
     def log_model(theta, lx):
         U = design(lx)                                           # (N, K, P)
         K, P = U.shape[1], U.shape[2]
-        us = [theta @ U[:, k, :].T for k in range(K)]            # K x (S, N)
+        us = [theta @ U[:, k, :].T for k in range(K)]            # K x (R, N)
         m = us[0].copy()
         for u in us[1:]:
             np.maximum(m, u, out=m)
@@ -156,8 +156,8 @@ def register_law(law_or_name, fn: Callable | None = None, params: Sequence[str] 
                  formula: str = "", replace: bool = False) -> Law:
     """Add a law family. Either pass a ready `Law`, or a name and `fn(*xs, **params) -> L`.
 
-    fn gets the inputs as arrays of shape (1, N) and each parameter as an array of shape (S, 1)
-    (S starts at once) and returns L (S, N) in natural units. grid: {param: starting values} in
+    fn gets the inputs as arrays of shape (1, N) and each parameter as an array of shape (R, 1)
+    (R starts at once) and returns L (R, N) in natural units. grid: {param: starting values} in
     natural units (positive params must start > 0). positive: parameters fitted as logs. bounds:
     {param: (low, high)} in natural units (default: (1e-12, 1e40) for positive ones, (-50, 50)
     otherwise). Gradients are central differences, vectorised over starts.
