@@ -16,7 +16,7 @@ from studio.data import scenes as S
 
 def pairwise_separation(visual, faithful, hallucinated) -> float:
     """Share of rows i with cos(visual_i, faithful_i) > cos(visual_i, hallucinated_i), ties counting
-    one half. (n, d) x 3 -> float.
+    one half. (n, width) x 3 -> float.
 
     0.5 when the representation cannot tell a scene's caption from its one-slot hallucination (or
     cannot see the caption at all, as the embedding layer's EOS), 1 when it always can.
@@ -64,7 +64,7 @@ def caption_scores(generated: list[str], truth: list[str], slots: list[dict]) ->
 
 def separation_by_type(visual, faithful, hallucinated, types, kinds=S.HALLUCINATION_TYPES) -> dict[str, float]:
     """`pairwise_separation` of the rows of each hallucination type: {"fh_pairwise_<kind>": share}.
-    (n, d) x 3 and types (n,) -> dict, in the order of `kinds`."""
+    (n, width) x 3 and types (n,) -> dict, in the order of `kinds`."""
     types = np.asarray(types)
     return {f"fh_pairwise_{k}": pairwise_separation(visual[types == k], faithful[types == k], hallucinated[types == k])
             for k in kinds}

@@ -1,7 +1,7 @@
 """A tiny captioning MLLM for the scenes of `studio.data.scenes`, with HACL's contrastive term optional.
 
-    frames --(frozen cell encoder, `studio.models.cell_encoder`)--> (n, 18, F) visual features
-           --(projector: MLP + visual position embedding)--> (n, 18, H) visual tokens
+    frames --(frozen cell encoder, `studio.models.cell_encoder`)--> (n, 18, C) visual features
+           --(projector: MLP + visual position embedding)--> (n, 18, D) visual tokens
     [visual tokens, <bos>, caption, <eos>] --(LlamaForCausalLM fed inputs_embeds)--> next-token logits
 
     model, metrics, folder = cached_captioner({"arm": "hacl"}, train, val, seed=0)   # trained once
@@ -55,7 +55,7 @@ class CaptionerConfig:
     steps) and to the data loader (batch_size)."""
 
     arm: str = "hacl"            # "lm", "contrastive" or "hacl"
-    hidden: int = 64             # H: LM width; the contrastive heads map H -> H/4
+    hidden: int = 64             # D: LM width; the contrastive heads map D -> D/4
     layers: int = 3
     heads: int = 4
     intermediate: int = 128
@@ -78,7 +78,7 @@ class CaptionerConfig:
 class Captioner(L.LightningModule):
     """The captioning MLLM as a Lightning module, handed its network config and its optimiser config.
 
-    Batches are (visual features (B, N_VISUAL, F), caption ids (B, 11), hallucinated ids (B, 11)).
+    Batches are (visual features (B, N_VISUAL, C), caption ids (B, 11), hallucinated ids (B, 11)).
     The optimiser is AdamW under PyTorch's one-cycle schedule (`OneCycleLR`: cosine warm-up over
     `optim.warmup` of `optim.steps`, then cosine decay), as the captioner was first trained.
     """
@@ -113,33 +113,33 @@ class Captioner(L.LightningModule):
 
     # -- pieces -------------------------------------------------------------------------------------
     def embed_visual(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, N_VISUAL, F) -> (B, N_VISUAL, H)."""
+        """(B, N_VISUAL, C) -> (B, N_VISUAL, D)."""
         return self.projector(feats) + self.visual_position
 
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.get_input_embeddings()(ids)
 
     def _special(self, token_id: int, batch: int) -> torch.Tensor:
-        """(B, 1, H) embedding of one special token."""
+        """(B, 1, D) embedding of one special token."""
         return self.embed_ids(torch.full((batch, 1), token_id, dtype=torch.long, device=self.device))
 
     def joint_embeds(self, feats: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """[visual, <bos>, caption, <eos>]: (B, N_VISUAL + 1 + 11 + 1, H)."""
+        """[visual, <bos>, caption, <eos>]: (B, N_VISUAL + 1 + 11 + 1, D)."""
         b = feats.shape[0]
         return torch.cat([self.embed_visual(feats), self._special(self.bos_id, b), self.embed_ids(ids),
                           self._special(self.eos_id, b)], dim=1)
 
     def visual_alone(self, feats: torch.Tensor) -> torch.Tensor:
-        """HACL's visual sequence: [visual, <eos>] (B, N_VISUAL + 1, H)."""
+        """HACL's visual sequence: [visual, <eos>] (B, N_VISUAL + 1, D)."""
         return torch.cat([self.embed_visual(feats), self._special(self.eos_id, feats.shape[0])], dim=1)
 
     def caption_alone(self, ids: torch.Tensor) -> torch.Tensor:
-        """HACL's caption sequence: [<bos>, caption, <eos>] (B, 13, H)."""
+        """HACL's caption sequence: [<bos>, caption, <eos>] (B, 13, D)."""
         b = ids.shape[0]
         return torch.cat([self._special(self.bos_id, b), self.embed_ids(ids), self._special(self.eos_id, b)], dim=1)
 
     def eos_state(self, embeds: torch.Tensor) -> torch.Tensor:
-        """Last-layer hidden state (after the final norm) at the last position: (B, H)."""
+        """Last-layer hidden state (after the final norm) at the last position: (B, D)."""
         return self.lm.model(inputs_embeds=embeds).last_hidden_state[:, -1]
 
     def lm_loss(self, feats: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,7 +157,7 @@ class Captioner(L.LightningModule):
         return self.temperature
 
     def head_embeddings(self, feats: torch.Tensor | None = None, ids: torch.Tensor | None = None):
-        """Normalised projected EOS states: visual (B, H/4) from feats, text (B', H/4) from ids."""
+        """Normalised projected EOS states: visual (B, D/4) from feats, text (B', D/4) from ids."""
         v = F.normalize(self.visual_head(self.eos_state(self.visual_alone(feats))), dim=-1) if feats is not None else None
         t = F.normalize(self.text_head(self.eos_state(self.caption_alone(ids))), dim=-1) if ids is not None else None
         return v, t
@@ -209,7 +209,7 @@ class Captioner(L.LightningModule):
     def representations(self, feats: torch.Tensor, ids: torch.Tensor, batch: int = 256) -> dict[str, np.ndarray]:
         """Per-layer representations of visual sequences and captions, each through the LM on its own.
 
-        Returns float32 arrays of shape (n, layers + 1, H) (index 0 = embeddings, last = final layer
+        Returns float32 arrays of shape (n, layers + 1, D) (index 0 = embeddings, last = final layer
         after the norm): visual_eos, visual_mean (mean over visual tokens), text_eos, text_mean (mean
         over caption words).
         """
@@ -236,7 +236,7 @@ class Captioner(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, feats: torch.Tensor, max_len: int = S.CAPTION_LENGTH + 1) -> list[str]:
-        """Greedy captions for visual features (B, N_VISUAL, F)."""
+        """Greedy captions for visual features (B, N_VISUAL, C)."""
         self.eval()
         feats = feats.to(self.device)
         b = feats.shape[0]
@@ -257,7 +257,7 @@ def optim_config(cfg: CaptionerConfig) -> OptimConfig:
 
 def fit_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, seed: int = 0,
                   progress: bool = False, threads: int | None = 1, log_dir=None) -> tuple[Captioner, dict]:
-    """Train one captioner. train / val are (features (n, N_VISUAL, F), caption ids (n, 11),
+    """Train one captioner. train / val are (features (n, N_VISUAL, C), caption ids (n, 11),
     hallucinated ids (n, 11)) tensors. Deterministic per seed on the CPU. Returns (model in eval mode
     on the CPU, metrics: val/*, train/*, seconds). log_dir: where Lightning's CSV logs go.
 

@@ -1,7 +1,7 @@
 """The frozen image encoder of the captioner: one 8 x 8 RGB cell -> a feature vector.
 
     encoder = scene_encoder({"steps": 400})              # pretrained once per config, then cached
-    feats = encode_clips(encoder, bank["frames"])        # (n, FRAMES * 9, F)
+    feats = encode_clips(encoder, bank["frames"])        # (n, FRAMES * 9, C)
 
 Pretrained to name the object (or empty) and colour of each cell of `studio.data.scenes` clips, then
 frozen: real MLLMs freeze a pretrained SigLIP or CLIP, and both prototypes in shared/reference only
@@ -26,7 +26,7 @@ CELLS_PER_CLIP = S.FRAMES * S.GRID * S.GRID  # one feature per cell per frame
 
 @dataclass
 class CellEncoderConfig:
-    feature_dim: int = 64      # F: size of one visual feature
+    feature_dim: int = 64      # C: channels of one visual feature
     width: int = 192           # hidden width of the cell MLP
     n_scenes: int = 1500       # pretraining clips (train-split digit scans); 2 frames x 9 cells each
     steps: int = 400           # pretraining steps
@@ -37,7 +37,7 @@ class CellEncoderConfig:
 
 
 class CellEncoder(nn.Module):
-    """forward(frames (n, 3, 24, 24)) -> features (n, 9, F), cells in row-major order.
+    """forward(frames (n, 3, 24, 24)) -> features (n, 9, C), cells in row-major order.
 
     An MLP on each 8 x 8 cell (like a ViT patch embedding, but deeper): the scenes put every object
     exactly in one cell, so a per-cell encoder sees everything a caption names. BatchNorm, as both
@@ -114,7 +114,7 @@ def scene_encoder(config: dict | None = None, log=print) -> nn.Module:
 
 @torch.no_grad()
 def encode_clips(encoder: nn.Module, frames: np.ndarray, batch: int = 512) -> torch.Tensor:
-    """frames (n, FRAMES, 3, 24, 24) -> visual features (n, CELLS_PER_CLIP, F), frame-major, computed once."""
+    """frames (n, FRAMES, 3, 24, 24) -> visual features (n, CELLS_PER_CLIP, C), frame-major, computed once."""
     x = torch.as_tensor(frames)
     n = x.shape[0]
     flat = x.reshape(n * S.FRAMES, 3, S.SIZE, S.SIZE)

@@ -70,7 +70,7 @@ class AblationConfig:
 def prepare_data(config: AblationConfig | dict, log=print) -> dict:
     """Scenes, their captions and visual features from the frozen encoder, computed once.
 
-    Returns train / val: (features (n, 18, F), caption ids (n, 11), hallucinated ids (n, 11)) tensors;
+    Returns train / val: (features (n, 18, C), caption ids (n, 11), hallucinated ids (n, 11)) tensors;
     eval_bank: the held-out scenes' dict from `scenes.scene_bank`; encoder_info: the encoder's
     pretraining accuracies.
     """
