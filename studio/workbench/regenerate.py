@@ -129,6 +129,7 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
             echo(f"  {p}")
         echo("figures --check: " + ("no change" if not problems else f"{len(problems)} difference(s)"))
         return 1 if problems else 0
-    update_readme()
+    with manifest.updating():  # under the MANIFEST lock: a concurrent run cannot interleave its README write
+        update_readme()
     echo("README gallery and findings updated from figures/MANIFEST")
     return 0
