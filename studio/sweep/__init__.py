@@ -81,6 +81,7 @@ from studio.sweep.config import SweepConfig, config_path, expand, load_config, p
 from studio.sweep.execute import (
                                   LAUNCHERS,
                                   RUN_FILES,
+                                  add_arguments,
                                   execute_run,
                                   is_done,
                                   main,
@@ -93,6 +94,6 @@ from studio.sweep.execute import (
 from studio.sweep.launchers import submitit_parameters
 from studio.sweep.toy import toy_target
 
-__all__ = ["LAUNCHERS", "RUN_FILES", "ParameterError", "SweepConfig", "config_path", "execute_run", "expand",
+__all__ = ["LAUNCHERS", "RUN_FILES", "ParameterError", "SweepConfig", "add_arguments", "config_path", "execute_run", "expand",
            "is_done", "load_config", "main", "parse_config", "resolve_target", "results_table", "run_key",
            "run_sweep", "submitit_parameters", "target_code", "toy_target"]
