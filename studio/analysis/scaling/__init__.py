@@ -1,6 +1,8 @@
 """Scaling laws: fit, compare and allocate, for users' own measurements and for ours.
 
     fit(data, "additive", x=("frames", "tokens_per_frame"), y="loss")  ->  Fit
+    fit(data, "pure_power", x="C", y="N", loss="mse", weights="w")     ->  weighted log-log regression
+    fit(data, "additive", x=("N", "D"), tie={"beta": "alpha"})          ->  one exponent for both terms
     compare(data, ["additive", "multiplicative", "kaplan"], x=...)      ->  table with AIC/BIC/LOO
     optimal_allocation(fit, budget), allocation_frontier(fit, budgets, bootstrap=200)
 
@@ -19,7 +21,8 @@ How a fit works (Hoffmann et al. 2022; Epoch AI's replication, Besiroglu et al. 
   weights, warm-started at the full-data optimum, so thousands of refits run as one batch.
 
 The package, one noun per module: laws (the families and their registry), solver (losses and the
-batched Levenberg-Marquardt), inputs (table checks), fit (Fit, fit, compare, choose), allocation
+batched Levenberg-Marquardt), inputs (table and weight checks), tie (tied parameters, e.g. one
+exponent for both terms), fit (Fit, fit, compare, choose; `weights=`, `tie=`), allocation
 (optimal split under x1 * x2 = budget), data (Chinchilla, users' CSVs, the synthetic example),
 published (reference numbers, the only copy in the project). Everything is re-exported here, so
 `studio.scaling.fit`, `optimal_allocation`, `register_law` etc. keep working.

@@ -8,6 +8,10 @@ A fit is global: every start of the law's grid runs a few batched Levenberg-Marq
 best `keep` run to convergence, and the best few distinct end points are polished (solver.py).
 Bootstrap and leave-one-out refits reuse the batch: a resample is a row of point weights,
 warm-started at the full-data optimum. Intervals are percentile intervals (studio.stats).
+
+Options: `weights` (per-point weights, e.g. 1/std^2: they multiply each point's loss, travel with
+their points in the bootstrap, and weight the diagnostics) and `tie` (one parameter takes another's
+value, tie.py; AIC/BIC count free parameters).
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from studio.analysis.scaling.inputs import _inputs, prepare
+from studio.analysis.scaling.inputs import _inputs, point_weights, prepare
 from studio.analysis.scaling.laws import Law, get_law, parse_law_spec
 from studio.analysis.scaling.solver import _check_loss, _lm_chunked, _polish, _Problem, _refit_weighted
+from studio.analysis.scaling.tie import check_tie, expand, free_bounds, label, reduce, tied_law
 from studio.stats import percentile_interval
 
 
@@ -34,7 +39,10 @@ class ScalingWarning(UserWarning):
 @dataclass
 class Fit:
     """A fitted law. `params` (natural units), `objective` (the minimised sum), goodness of fit in
-    log space, `degenerate` (+ reasons) when a parameter sits at a bound or a term is flat."""
+    log space, `degenerate` (+ reasons) when a parameter sits at a bound, a term is flat or an input
+    does not vary. With `weights` (N,), rmse_log, r2_log, aic, bic and loo_rmse are weighted means
+    over points (a zero weight = the point dropped); `residuals` stay one per point, unweighted.
+    `tie` {tied: target}: theta and params hold every parameter, k counts the free ones."""
     law: Law
     x: tuple[str, ...]
     y: str
@@ -48,6 +56,8 @@ class Fit:
     seconds: float
     degenerate: bool = False
     degenerate_reasons: list = field(default_factory=list)
+    weights: np.ndarray | None = None
+    tie: dict = field(default_factory=dict)
     _bootstrap: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -60,11 +70,23 @@ class Fit:
 
     @property
     def k(self) -> int:
-        return len(self.law.params)
+        """Free parameters (a tied one does not count)."""
+        return len(self.law.params) - len(self.tie)
+
+    @property
+    def _n_used(self) -> int:
+        """Points in the fit: those with a positive weight."""
+        return self.n if self.weights is None else int((self.weights > 0).sum())
+
+    def _mean(self, v: np.ndarray) -> float:
+        """Mean over points (N,), weighted by the user's weights when given."""
+        return np.mean(v) if self.weights is None else np.sum(self.weights * v) / np.sum(self.weights)
 
     def _problem(self) -> _Problem:
-        lo, hi = self.law.bound_arrays()
-        return _Problem(self.law, np.log(self.X), self.y_obs, self.loss, self.delta, lo, hi)
+        """The solver's problem: the law over its free parameters, with the user's weights."""
+        lo, hi = free_bounds(self.law, self.tie, *self.law.bound_arrays())
+        return _Problem(tied_law(self.law, self.tie), np.log(self.X), self.y_obs, self.loss, self.delta, lo, hi,
+                        self.weights)
 
     def predict(self, data=None, params: Mapping[str, float] | None = None) -> np.ndarray:
         """Predicted loss at the rows of `data` (columns self.x); the training points when None."""
@@ -80,34 +102,40 @@ class Fit:
 
     @property
     def rmse_log(self) -> float:
-        return float(np.sqrt(np.mean(self.residuals ** 2)))
+        return float(np.sqrt(self._mean(self.residuals ** 2)))
 
     @property
     def r2_log(self) -> float:
         ly = np.log(self.y_obs)
-        ss_tot = float(((ly - ly.mean()) ** 2).sum())
-        return float(1.0 - (self.residuals ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
+        if self.weights is None:
+            ss_tot = float(((ly - ly.mean()) ** 2).sum())
+            return float(1.0 - (self.residuals ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
+        ss_tot = self._mean((ly - self._mean(ly)) ** 2)
+        return float(1.0 - self._mean(self.residuals ** 2) / ss_tot) if ss_tot > 0 else float("nan")
 
     @property
     def aic(self) -> float:
-        """Gaussian AIC on log residuals, n log(RSS/n) + 2k (for ranking laws on the same data)."""
-        return float(self.n * np.log(np.mean(self.residuals ** 2) + 1e-300) + 2 * self.k)
+        """Gaussian AIC on log residuals, n log(RSS/n) + 2k (for ranking laws on the same data);
+        weighted: RSS/n is the weighted mean square and n counts the points with positive weight."""
+        return float(self._n_used * np.log(self._mean(self.residuals ** 2) + 1e-300) + 2 * self.k)
 
     @property
     def bic(self) -> float:
-        return float(self.n * np.log(np.mean(self.residuals ** 2) + 1e-300) + self.k * np.log(self.n))
+        return float(self._n_used * np.log(self._mean(self.residuals ** 2) + 1e-300) + self.k * np.log(self._n_used))
 
     def bootstrap(self, n: int = 1000, seed: int = 0, *, max_iter: int = 300) -> pd.DataFrame:
         """Refit on n resamples (rows drawn with replacement), warm-started at this optimum.
 
         Returns one row per resample: the parameters (natural units), `objective` and `converged`.
+        A drawn point keeps its weight (count x weight); a tied parameter repeats its target.
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         rng = np.random.default_rng(seed)
         counts = np.stack([np.bincount(rng.integers(0, self.n, self.n), minlength=self.n) for _ in range(n)])
-        theta, f, conv = _refit_weighted(self._problem(), self.theta, counts.astype(float), max_iter=max_iter)
-        df = pd.DataFrame(self.law.natural(theta), columns=list(self.law.params))
+        theta, f, conv = _refit_weighted(self._problem(), reduce(self.law, self.tie, self.theta),
+                                         counts.astype(float), max_iter=max_iter)
+        df = pd.DataFrame(self.law.natural(expand(self.law, self.tie, theta)), columns=list(self.law.params))
         df["objective"], df["converged"] = f, conv
         if self._bootstrap is None or len(df) >= len(self._bootstrap):
             self._bootstrap = df
@@ -138,16 +166,19 @@ class Fit:
     def summary(self) -> str:
         ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         flag = f"  DEGENERATE: {'; '.join(self.degenerate_reasons)}" if self.degenerate else ""
+        opts = (f", tied {label(self.tie)}" if self.tie else "") + (", weighted" if self.weights is not None else "")
         return (f"{self.law.name} [{self.law.formula}] x={self.x}: {ps}; objective={self.objective:.6g} "
-                f"({self.loss}), R2_log={self.r2_log:.4f}, RMSE_log={self.rmse_log:.4g}, n={self.n}{flag}")
+                f"({self.loss}{opts}), R2_log={self.r2_log:.4f}, RMSE_log={self.rmse_log:.4g}, n={self.n}{flag}")
 
     def __repr__(self) -> str:
         return f"Fit({self.summary()})"
 
-def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: float = 0.0) -> list[str]:
+def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: float = 0.0,
+                names=()) -> list[str]:
     """Why this optimum should not be read as an estimate (empty list: nothing found).
 
-    A parameter on a bound of the search box; an exponent so small that its term is flat over the
+    An input with no spread (its exponent, or whatever acts through it, is not identified); a
+    parameter on a bound of the search box; an exponent so small that its term is flat over the
     data (indistinguishable from the constant); or a term that is nowhere larger than the residual
     scatter `scatter` (RMSE of log residuals) or 0.1 % of the prediction.
     """
@@ -156,6 +187,12 @@ def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: flo
         return ["non-finite parameters"]
     span = hi - lo
     nat = law.natural(theta)
+    for j in range(X.shape[1]):
+        if X[:, j].min() == X[:, j].max():
+            name = names[j] if j < len(names) else f"x{j + 1}"
+            acting = [p for p, jj in law.exponents.items() if jj == j]
+            reasons.append(f"input {name!r} has no spread (every value is {X[0, j]:g}): "
+                           f"{'exponent ' + ', '.join(acting) if acting else 'its effect'} is not identified")
     for i, p in enumerate(law.params):
         if theta[i] - lo[i] <= 1e-4 * span[i]:
             reasons.append(f"{p} = {nat[i]:.3g} sits at its lower bound")
@@ -183,7 +220,8 @@ def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: flo
 
 def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "huber", delta: float = 1e-3,
         starts=None, bounds: Mapping[str, tuple[float, float]] | None = None, keep: int = 64, prune_at: int = 8,
-        n_polish: int = 4, max_iter: int = 400, warn: bool = True) -> Fit:
+        n_polish: int = 4, max_iter: int = 400, warn: bool = True, weights=None,
+        tie: Mapping[str, str] | None = None) -> Fit:
     """Fit `law` to data[x] -> data[y] by a vectorised multi-start search; returns a Fit.
 
     x: input columns in the law's order (x1, x2); 'a*b' multiplies two columns. y: the loss column.
@@ -191,6 +229,10 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
     residuals) or 'mse_linear' (sum of squared residuals). starts: None (the law's grid), an int
     (that many starts drawn from the grid), an array (R, P) of natural values, or a dict grid in
     natural units. bounds: {param: (low, high)} in natural units to override the law's.
+    weights: a column name or an array (N,), finite, >= 0, not all zero; each point's loss is
+    multiplied by its weight (1/std^2 gives weighted least squares with loss='mse').
+    tie: {tied: target}, e.g. {'beta': 'alpha'}: the tied parameter takes the target's value
+    everywhere (starts then name the free parameters only).
     """
     t0 = time.perf_counter()
     law = get_law(law)
@@ -198,15 +240,19 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
     xs = (x,) if isinstance(x, str) else tuple(x)
     if len(xs) != law.n_inputs:
         raise ValueError(f"law {law.name!r} takes {law.n_inputs} input(s) ({law.formula}); got x={list(xs)}")
-    X, yv = prepare(data, xs, y, n_params=len(law.params), loss=loss)
+    tie = check_tie(law, tie)
+    X, yv = prepare(data, xs, y, n_params=len(law.params) - len(tie), loss=loss)
+    w = point_weights(data, weights, len(yv), len(law.params) - len(tie))
     lo, hi = law.bound_arrays()
     for p, (b_lo, b_hi) in (bounds or {}).items():
         if p not in law.params:
             raise ValueError(f"bounds: unknown parameter {p!r}; valid: {list(law.params)}")
         i = law.params.index(p)
         lo[i], hi[i] = (math.log(b_lo), math.log(b_hi)) if p in law.positive else (b_lo, b_hi)
-    prob = _Problem(law, np.log(X), yv, loss, delta, lo, hi)
-    theta0 = _starts(law, starts)
+    solver = tied_law(law, tie)                 # the law itself when nothing is tied
+    flo, fhi = free_bounds(law, tie, lo, hi)
+    prob = _Problem(solver, np.log(X), yv, loss, delta, flo, fhi, w)
+    theta0 = _starts(solver, starts)
     # Every start a few steps, then only the `keep` best carry on to convergence.
     theta, f, conv = _lm_chunked(prob, theta0, max_iter=prune_at if len(theta0) > keep else max_iter)
     if len(theta0) > keep:
@@ -215,7 +261,7 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
     # Polish the best few distinct end points with L-BFGS-B (exact objective, analytic gradient).
     order = [i for i in np.argsort(f) if np.isfinite(f[i])]
     if not order:
-        raise RuntimeError(f"law {law.name!r}: no start gave a finite objective; check the data and starts")
+        raise RuntimeError(f"law {solver.name!r}: no start gave a finite objective; check the data and starts")
     chosen = []
     for i in order:
         if all(np.max(np.abs(theta[i] - theta[j])) > 1e-6 for j in chosen):
@@ -227,11 +273,16 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
         t, fv = _polish(prob, theta[i])
         if fv < best_f:
             best_t, best_f = t, fv
+    best_t = expand(law, tie, best_t)
     ly_hat, _ = law.log_model(best_t[None, :], np.log(X))
-    reasons = _degenerate(law, best_t, X, lo, hi, scatter=float(np.sqrt(np.mean((np.log(yv) - ly_hat[0]) ** 2))))
+    r2 = (np.log(yv) - ly_hat[0]) ** 2
+    used = slice(None) if w is None else w > 0   # zero-weight points take no part in the checks
+    scatter = float(np.sqrt(np.mean(r2) if w is None else np.sum(w * r2) / np.sum(w)))
+    reasons = _degenerate(law, best_t, X[used], expand(law, tie, flo), expand(law, tie, fhi), scatter=scatter,
+                          names=xs)
     out = Fit(law=law, x=xs, y=y, loss=loss, delta=delta, theta=best_t, objective=best_f, X=X, y_obs=yv,
               n_starts=len(theta0), seconds=time.perf_counter() - t0, degenerate=bool(reasons),
-              degenerate_reasons=reasons)
+              degenerate_reasons=reasons, weights=w, tie=tie)
     if reasons and warn:
         warnings.warn(f"degenerate {law.name} fit: {'; '.join(reasons)}. Do not read the parameters as "
                       "estimates.", ScalingWarning, stacklevel=2)
@@ -286,10 +337,10 @@ def compare(data, laws=("additive", "multiplicative", "kaplan"), x=("x1", "x2"),
 def loo_rmse(f: Fit, max_iter: int = 300) -> float:
     """Leave-one-out RMSE of log predictions: refit without each point (batched, warm-started)."""
     W = 1.0 - np.eye(f.n)
-    theta, _, _ = _refit_weighted(f._problem(), f.theta, W, max_iter=max_iter)
-    ly, _ = f.law.log_model(theta, np.log(f.X))
+    theta, _, _ = _refit_weighted(f._problem(), reduce(f.law, f.tie, f.theta), W, max_iter=max_iter)
+    ly, _ = f.law.log_model(expand(f.law, f.tie, theta), np.log(f.X))
     held = ly[np.arange(f.n), np.arange(f.n)]
-    return float(np.sqrt(np.mean((np.log(f.y_obs) - held) ** 2)))
+    return float(np.sqrt(f._mean((np.log(f.y_obs) - held) ** 2)))
 
 
 def choose(table: pd.DataFrame, n_inputs: int = 2) -> tuple[str, Fit]:

@@ -72,3 +72,38 @@ def _inputs(data, x) -> np.ndarray:
     if not np.isfinite(X).all() or (X <= 0).any():
         raise ValueError(f"inputs {xs} must be finite and > 0 to predict")
     return X
+
+
+def point_weights(data, weights, n_rows: int, n_free: int) -> np.ndarray | None:
+    """The `weights` argument of fit -> (N,) floats, or None when not given.
+
+    weights: a column of `data` (e.g. 1/std^2 per configuration, as Porian et al. weight their fits)
+    or an array with one entry per row. Finite, >= 0, not all zero; a zero weight drops its point,
+    so at least `n_free` points must keep a positive weight.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+        if weights not in df.columns:
+            raise ValueError(f"weights: no column {weights!r}; the data has columns {list(df.columns)}")
+        w = _numeric_column(df, weights)
+    else:
+        try:
+            w = np.asarray(weights, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"weights must be a column name or numbers, one per row ({e})") from None
+    if w.ndim != 1 or len(w) != n_rows:
+        raise ValueError(f"weights has length {len(w) if w.ndim == 1 else w.shape} but the data has {n_rows} rows")
+    bad = np.flatnonzero(~np.isfinite(w))
+    if len(bad):
+        raise ValueError(f"weights must be finite: {len(bad)} NaN/infinite value(s) (positions {list(bad[:5])})")
+    bad = np.flatnonzero(w < 0)
+    if len(bad):
+        raise ValueError(f"weights must be >= 0: {len(bad)} negative value(s) (positions {list(bad[:5])})")
+    if not (w > 0).any():
+        raise ValueError("weights are all zero: nothing left to fit")
+    if (w > 0).sum() < n_free:
+        raise ValueError(f"weights leave {int((w > 0).sum())} point(s) with a positive weight but the law has "
+                         f"{n_free} free parameters")
+    return w

@@ -111,6 +111,12 @@ def _design_power(lx):
     return U
 
 
+def _design_pure_power(lx):
+    U = np.zeros((len(lx), 1, 2))
+    U[:, 0, 0], U[:, 0, 1] = 1.0, lx[:, 0]                  # a + alpha log x (one term: linear in theta)
+    return U
+
+
 def _design_additive(lx):
     n = len(lx)
     U = np.zeros((n, 3, 5))
@@ -248,6 +254,15 @@ register_law(Law(
           "B": (0.0, 5.0, 10.0, 20.0, 30.0), "beta": (0.05, 0.2, 0.5, 1.0)},
     bounds={"A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "B": _LOG_BOUNDS, "beta": (1e-3, 5.0)},
     exponents={"alpha": 0, "beta": 1}, formula="L = ((A / x1)^(alpha/beta) + B / x2)^beta"))
+# No floor and a signed exponent: compute-optimal sizes against compute (N* = A C^alpha, Porian et al.
+# 2024) as well as losses far from their floor. With loss='mse' it is least squares of log y on log x.
+# `exponents` is left empty: alpha near 0 is a finding here (no dependence), not a flat term hiding
+# behind a constant.
+register_law(Law(
+    name="pure_power", params=("A", "alpha"), n_inputs=1, positive=("A",),
+    log_model=_lse_model(_design_pure_power), design=_design_pure_power,
+    grid={"A": (-10.0, 0.0, 10.0), "alpha": (-1.0, -0.3, 0.0, 0.3, 1.0)},
+    bounds={"A": (-120.0, 120.0), "alpha": (-10.0, 10.0)}, formula="L = A * x^alpha"))
 
 
 def get_law(law) -> Law:

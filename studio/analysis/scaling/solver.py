@@ -55,6 +55,7 @@ class _Problem:
     delta: float
     lo: np.ndarray
     hi: np.ndarray
+    w: np.ndarray | None = None   # (N,) the user's point weights; None = every point weight 1 (no multiply)
 
     @property
     def ly(self):
@@ -74,6 +75,8 @@ class _Problem:
         rho, _, _ = _loss_parts(self.loss, r, self.delta)
         if w is not None:
             rho = rho * w
+        if self.w is not None:
+            rho = rho * self.w
         f = rho.sum(axis=1)
         return np.where(np.isfinite(f), f, np.inf)
 
@@ -82,7 +85,8 @@ def _lm(prob: _Problem, theta0: np.ndarray, w: np.ndarray | None = None, *, max_
         ftol: float = 1e-11):
     """Levenberg-Marquardt on the majorised loss, run for all R rows of theta0 at once.
 
-    w: point weights (N,) shared or (R, N) per row (bootstrap counts, leave-one-out masks).
+    w: point weights (N,) shared or (R, N) per row (bootstrap counts, leave-one-out masks); they
+    multiply the problem's own point weights prob.w, so a resampled point carries its weight.
     Returns theta (R, P), objective (R,), converged (R,). Callers pass a few hundred rows at a time:
     the work is memory-bound and (256, N) arrays stay in cache (4-5x faster than 4,500 at once).
     """
@@ -91,6 +95,8 @@ def _lm(prob: _Problem, theta0: np.ndarray, w: np.ndarray | None = None, *, max_
     N = len(prob.y)
     W = np.ones((1, N)) if w is None else np.atleast_2d(np.asarray(w, dtype=float))
     per_row = W.shape[0] > 1
+    if prob.w is not None:
+        W = W * prob.w[None, :]
 
     def evaluate(idx, th):
         r, Jr = prob.residuals(th)
@@ -149,6 +155,8 @@ def _polish(prob: _Problem, theta0: np.ndarray, w=None):
     from scipy.optimize import minimize
 
     W = np.ones(len(prob.y)) if w is None else np.asarray(w, dtype=float)
+    if prob.w is not None:
+        W = W * prob.w
 
     def fun(t):
         r, Jr = prob.residuals(t[None, :])
