@@ -146,3 +146,39 @@ def test_layer_profile_and_similarity():
     assert isinstance(sim, pd.DataFrame) and sim.loc["a", "b"] == pytest.approx(1.0)
     np.testing.assert_allclose(np.diag(sim), 1.0)
     assert sim.loc["a", "c"] < 0.6
+
+
+def test_debiased_cka_is_near_zero_on_independent_data_where_the_biased_one_is_not():
+    rng = np.random.default_rng(0)
+    pairs = [(rng.normal(size=(50, 100)), rng.normal(size=(50, 100))) for _ in range(10)]
+    biased = np.mean([gap.linear_cka(x, y) for x, y in pairs])
+    debiased = np.mean([gap.linear_cka(x, y, debiased=True) for x, y in pairs])
+    assert biased > 0.3  # the plug-in estimator's small-sample bias (issue: 0.385 on such data)
+    assert abs(debiased) < 0.02  # unbiased: one draw's spread is ~0.05 at n = 50, ten draws average it out
+    x = pairs[0][0]
+    q, _ = np.linalg.qr(rng.normal(size=(100, 100)))
+    assert gap.linear_cka(x, 3 * x @ q, debiased=True) == pytest.approx(1.0)
+
+
+def test_debiased_cka_matches_the_reference_formula():
+    # Kornblith et al.'s reference code (cka.ipynb): feature-space form of the debiased estimator.
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 5)), rng.normal(size=(30, 7)) + 0.5 * rng.normal(size=(30, 1))
+
+    def ref_debiased_dot(xty_sq, sum_x, sum_y, sq_norm_x, sq_norm_y, n):
+        return (xty_sq - n / (n - 2.0) * np.dot(sum_x, sum_y)
+                + sq_norm_x * sq_norm_y / ((n - 1) * (n - 2)))
+
+    def ref_feature_cka(a, b):
+        a, b = a - a.mean(0), b - b.mean(0)
+        n = a.shape[0]
+        dot = lambda p, q: np.linalg.norm(p.T @ q) ** 2  # noqa: E731
+        sa, sb = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
+        ab = ref_debiased_dot(dot(a, b), sa, sb, sa.sum(), sb.sum(), n)
+        aa = ref_debiased_dot(dot(a, a), sa, sa, sa.sum(), sa.sum(), n)
+        bb = ref_debiased_dot(dot(b, b), sb, sb, sb.sum(), sb.sum(), n)
+        return ab / np.sqrt(aa * bb)
+
+    assert gap.linear_cka(x, y, debiased=True) == pytest.approx(ref_feature_cka(x, y), rel=1e-9)
+    with pytest.raises(ValueError, match="at least 4"):
+        gap.linear_cka(x[:3], y[:3], debiased=True)
