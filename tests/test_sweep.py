@@ -348,7 +348,8 @@ def test_cli_bad_config_exits_2_with_one_clear_line(project, capsys):
     assert len(err) == 1 and "unknown key 'grids'" in err[0] and "valid keys" in err[0]
     assert cli.main(["sweep", str(project / "missing.yaml")]) == 2
     assert cli.main(["sweep", str(_write_yaml(project / "ok.yaml", toy())), "--profile", "nope"]) == 2
-    assert cli.main(["sweep", str(project / "ok.yaml"), "--out", "/tmp/outside-the-project"]) == 2
+    # an explicit --out may be outside the project (scratch disks) but not an existing file
+    assert cli.main(["sweep", str(project / "ok.yaml"), "--out", str(project / "bad.yaml")]) == 2
     with pytest.raises(SystemExit) as bad_workers:  # argparse: usage + one error line, exit 2
         cli.main(["sweep", str(project / "ok.yaml"), "--workers", "0"])
     assert bad_workers.value.code == 2 and "--workers: expected an int >= 1" in capsys.readouterr().err

@@ -6,12 +6,24 @@ A run's key is `run_key(config, code)`: a hash of its full config and of `code_f
 (the source of the target's module and of every `studio` module it imports, studio.cache). Editing
 the target, or anything it imports, gives every run a new key, so the runs are redone in new folders;
 editing a notebook, a study module or anything else the target does not import changes no key.
+
+A target may declare, as attributes of its function:
+- `required_metrics`: the metric names a finished run holds. A metrics.json that is not a mapping
+  holding them all (`{}`, `[1, 2]`, a half-written dict) is not a finished run: it is redone, and the
+  sweep names it. Without the attribute any non-empty mapping counts.
+- `check_config(config)`: raises ValueError (ParameterError) naming the key it refuses. Every run's
+  config is checked before any run starts, so a typo is one error, not one failed run per cell.
+
+Each run is trained under a lock (OUT/KEY/run.lock, the `filelock` package): a second sweep on the
+same folder first does the runs nobody holds, then waits for the others and, once it has the lock,
+finds them finished and skips them.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import datetime as _dt
+import functools
 import importlib
 import importlib.util
 import json
@@ -26,14 +38,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from studio import paths
-from studio.errors import ParameterError, StudioError
+from studio.errors import ParameterError, PathError, StudioError
 from studio.repro import atomic_write_text, environment, git_state, seed_everything, stable_hash
 from studio.sweep import launchers
 from studio.sweep.config import SweepConfig, expand, load_config, parse_config
 
 LAUNCHERS = ("local", "submitit")
 RUN_FILES = ("config.json", "timing.json", "metrics.json", "error.json")
+LOCK = "run.lock"  # held while a process trains the run (see execute_run)
 BOOKKEEPING = ("seconds", "code", "run_key")  # the results table's own columns, after config and metrics
 _TMP_RE = re.compile(r"\.tmp\.\d+$")  # atomic_write_text's temporary files: NAME.tmp.PID
 
@@ -70,6 +85,34 @@ def resolve_target(spec: str) -> Callable[[dict, Path], dict]:
     return fn
 
 
+def required_metrics(target) -> tuple[str, ...]:
+    """The metric names a finished run of `target` (a function or 'module:function') holds: its
+    `required_metrics` attribute, or () when it declares none (or cannot be imported)."""
+    if isinstance(target, str):
+        try:
+            target = resolve_target(target)
+        except ParameterError:
+            return ()
+    return tuple(getattr(target, "required_metrics", ()) or ())
+
+
+def check_runs(config: SweepConfig, fn, runs: list[dict]) -> None:
+    """Hand every run's config to the target's `check_config` (if it has one); the first refusal is
+    one ParameterError naming the sweep and, from the target's message, the key."""
+    check = getattr(fn, "check_config", None)
+    if check is None:
+        return
+    for run in runs:
+        try:
+            check(copy.deepcopy(run))
+        except (ValueError, TypeError) as e:  # ParameterError is a ValueError
+            cell = {k: run.get(k) for k in config.grid}
+            which = f" (grid cell {json.dumps(cell)})" if cell else ""
+            message = " ".join(str(e).split())  # one line, as the CLI prints it
+            raise ParameterError(f"sweep {config.name} ({config.profile_name}): {config.target} refuses the "
+                                 f"run config{which}: {message}") from e
+
+
 def _global_rank() -> int:
     """This process's rank when a launcher (torchrun, srun, Lightning's DDP) started several."""
     for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
@@ -82,31 +125,78 @@ def _json(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
 
 
-def is_done(run_dir: Path) -> dict | None:
-    """The run's metrics when it finished, else None (a torn or missing metrics.json means not done)."""
+def _world_size() -> int:
+    for var in ("WORLD_SIZE", "SLURM_NTASKS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
+def finished(run_dir: Path, required=()) -> tuple[dict | None, str | None]:
+    """(metrics, None) when the run finished; (None, None) when it has no metrics.json; (None, why)
+    when it has one that is not a finished run's (torn, not a mapping, empty, missing a required key)."""
+    path = Path(run_dir) / "metrics.json"
     try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as e:
+        return None, f"metrics.json is unreadable ({type(e).__name__})"
+    if not isinstance(metrics, dict):
+        return None, f"metrics.json is not a mapping ({type(metrics).__name__})"
+    missing = [k for k in required if k not in metrics]
+    if missing:
+        return None, f"metrics.json holds no {', '.join(missing)}"
+    if not metrics:
+        return None, "metrics.json is empty"
+    return metrics, None
+
+
+def is_done(run_dir: Path, required=()) -> dict | None:
+    """The run's metrics when it finished (a mapping holding every `required` key), else None."""
+    return finished(run_dir, required)[0]
 
 
 def execute_run(target: str, config: dict, run_dir: str | Path, launcher: str = "local",
-                rank: int | None = None, code: str | None = None) -> dict:
-    """Run one config in run_dir and record it; return {"status": "done"|"failed", ...}.
+                rank: int | None = None, code: str | None = None, wait: bool = True) -> dict:
+    """Run one config in run_dir and record it; return {"status": "done"|"failed"|"skipped"|"busy", ...}.
 
     config.json records {target, code, config}. Exceptions from the target are recorded in
     error.json, not raised (KeyboardInterrupt is raised). Only rank 0 writes files; other ranks
     (DDP) just call the target.
+
+    A single process (no DDP world) trains under run_dir/run.lock: when another process holds it,
+    `wait=False` returns {"status": "busy"} at once and `wait=True` waits; either way, once the lock
+    is ours a run that another sweep finished meanwhile is "skipped", not trained again. (Ranks of
+    a DDP world take no lock: every rank must train the same runs in the same order.)
     """
     run_dir = Path(run_dir)
     rank = _global_rank() if rank is None else rank
-    writer = rank == 0
+    if rank != 0 or _world_size() > 1:
+        return _execute(target, config, run_dir, launcher, rank == 0, code)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / LOCK))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return {"status": "busy"}
+    try:
+        metrics, _ = finished(run_dir, required_metrics(target))
+        if metrics is not None:  # another sweep on this folder finished it while we waited
+            return {"status": "skipped", "metrics": metrics, "seconds": _read_seconds(run_dir)}
+        return _execute(target, config, run_dir, launcher, True, code)
+    finally:
+        lock.release()
+
+
+def _execute(target: str, config: dict, run_dir: Path, launcher: str, writer: bool, code: str | None) -> dict:
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         for stray in run_dir.rglob("*.tmp.*"):  # left by a process killed inside atomic_write_text
             if _TMP_RE.search(stray.name) and stray.is_file():
                 stray.unlink(missing_ok=True)
         (run_dir / "error.json").unlink(missing_ok=True)
+        (run_dir / "metrics.json").unlink(missing_ok=True)  # not a finished run's (else we would not be here)
         atomic_write_text(run_dir / "config.json", _json({"target": target, "code": code, "config": config}))
     started, t0 = _now(), time.perf_counter()
     timing = {"started": started, "host": socket.gethostname(), "pid": os.getpid(), "launcher": launcher}
@@ -115,8 +205,11 @@ def execute_run(target: str, config: dict, run_dir: str | Path, launcher: str = 
         if isinstance(config.get("seed"), int):
             _seed(config["seed"])
         metrics = fn(copy.deepcopy(config), run_dir)
-        if not isinstance(metrics, dict):
-            raise TypeError(f"target {target} returned {type(metrics).__name__}, expected a dict of metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            raise TypeError(f"target {target} returned {metrics!r:.60}, expected a non-empty dict of metrics")
+        missing = [k for k in getattr(fn, "required_metrics", ()) if k not in metrics]
+        if missing:
+            raise ValueError(f"target {target} returned no {', '.join(missing)} (its required_metrics)")
         text = json.dumps(metrics, indent=2, default=_jsonable_number) + "\n"
     except Exception as e:  # a failed run is recorded and the sweep goes on
         timing.update(finished=_now(), seconds=round(time.perf_counter() - t0, 3))
@@ -166,6 +259,23 @@ def _read_seconds(run_dir: Path):
         return None
 
 
+def writable_folder(path: str | os.PathLike) -> Path:
+    """A folder the user named (relative paths from the project root): anywhere they can write, but
+    not an existing file. Nothing is created here (a refused config must leave no folder behind)."""
+    p = Path(path).expanduser()
+    p = (paths.ROOT / p if not p.is_absolute() else p).resolve()
+    if p.exists() and not p.is_dir():
+        raise PathError(f"--out {os.fspath(path)}: {p} is an existing file, not a folder; give a folder")
+    ancestor = p
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PathError(f"--out {os.fspath(path)}: {ancestor} is a file, so {p} cannot be made")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PathError(f"--out {os.fspath(path)}: cannot write in {ancestor}")
+    return p
+
+
 def _as_config(config_or_path, profile: str | None) -> SweepConfig:
     if isinstance(config_or_path, SweepConfig):
         if profile is not None and profile != config_or_path.profile_name:
@@ -178,11 +288,14 @@ def _as_config(config_or_path, profile: str | None) -> SweepConfig:
 
 
 def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike | None = None,
-              launcher: str = "local", progress: bool = True, workers: int | None = None):
+              launcher: str = "local", progress: bool = True, workers: int | None = None,
+              out_anywhere: bool = False):
     """Run every pending run of a sweep and return the results table (a pandas DataFrame).
 
     `config_or_path`: a YAML path (or a name under paths.SWEEP_CONFIGS), a SweepConfig, or a config
-    mapping. `out`: the output folder, inside the project (default paths.SWEEPS/NAME/PROFILE).
+    mapping. `out`: the output folder, inside the project (default paths.SWEEPS/NAME/PROFILE);
+    `out_anywhere=True` accepts any folder the user can write to: for a folder the user typed
+    (`studio sweep --out /scratch/...`), never for one from notebook parameters or a config.
     `workers`: runs at once with the local launcher (default: the config's `workers`, else 1). The
     DataFrame has one row per finished run in expansion order; `df.attrs` holds out, results_csv,
     code, ran, skipped, failed (a list of run keys).
@@ -193,13 +306,21 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
         raise ParameterError(f"workers must be an int >= 1, got {workers!r}")
     config = _as_config(config_or_path, profile)
     # A folder given by a caller must be inside the project; the default root may have been moved
-    # outside it by STUDIO_SWEEPS, a setting of the user's environment, and is trusted.
-    out = paths.inside_project(out) if out is not None else config.default_out()
-    resolve_target(config.target)  # a bad target is a config error, found before any run
+    # outside it by STUDIO_SWEEPS, a setting of the user's environment, and is trusted; so is a folder
+    # the user typed on the command line (cluster users put sweeps on scratch disks).
+    if out is None:
+        out = config.default_out()
+    else:
+        out = writable_folder(out) if out_anywhere else paths.inside_project(out)
+        if out.exists() and not out.is_dir():
+            raise PathError(f"out {os.fspath(out)}: an existing file, not a folder; give a folder for the sweep")
+    fn = resolve_target(config.target)  # a bad target is a config error, found before any run
     code = target_code(config.target)
     runs = expand(config)
     if not runs:
         raise ParameterError(f"sweep {config.name}: the grid expands to no runs (everything excluded?)")
+    check_runs(config, fn, runs)  # a config the target refuses: one error before any run starts
+    required = required_metrics(fn)
     keys = [run_key(r, code) for r in runs]
     writer = _global_rank() == 0
     if writer:
@@ -209,21 +330,26 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
             "git": git_state(), "environment": environment()}))
 
     results: dict[str, dict] = {}
+    redo = {}
     for key in keys:
-        metrics = is_done(out / key)
+        metrics, problem = finished(out / key, required)
         if metrics is not None:
             results[key] = {"status": "skipped", "metrics": metrics, "seconds": _read_seconds(out / key)}
+        elif problem is not None:
+            redo[key] = problem
     pending = [(k, r) for k, r in zip(keys, runs) if k not in results]
     skipped = len(results)
     label = f"sweep {config.name} ({config.profile_name})"
     print(f"{label}: {len(runs)} runs in {paths.relative(out)} (code {code}); skipping {skipped} already "
           f"finished, {len(pending)} to run", file=sys.stderr)
+    for key, problem in redo.items():
+        print(f"  redoing {paths.relative(out / key)}: {problem}, not a finished run", file=sys.stderr)
 
     if pending:
         bar = launchers.Bar(progress and writer, len(runs), skipped, label)
         if launcher == "submitit":
             results.update(launchers.run_submitit(config.name, config.submitit, config.target, code, pending,
-                                                  out, bar, is_done))
+                                                  out, bar, functools.partial(is_done, required=required)))
         else:
             results.update(launchers.run_local(config.target, code, pending, out, bar, execute_run,
                                                workers or config.workers))
@@ -234,6 +360,7 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
     if writer:
         atomic_write_text(csv, df.to_csv(index=False))
     ran = sum(1 for r in results.values() if r.get("status") == "done")
+    skipped = sum(1 for r in results.values() if r.get("status") == "skipped")  # with runs another sweep did
     df.attrs.update(out=str(out), results_csv=str(csv), code=code, ran=ran, skipped=skipped, failed=failed)
     for key in failed:
         print(f"  failed: {paths.relative(out / key)}: {results[key].get('error', '?')} "
@@ -291,7 +418,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     parser.add_argument("config", help="a sweep config YAML, e.g. experiments/sweeps/visual_context.yaml")
     parser.add_argument("--profile", help="a profile inside the config")
-    parser.add_argument("--out", help="output folder (inside the project)")
+    parser.add_argument("--out", help="output folder: any folder you can write to (relative paths from the "
+                                      "project root; default experiments/sweeps/NAME/PROFILE)")
     parser.add_argument("--launcher", choices=list(LAUNCHERS), default="local")
     parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="local launcher: runs at once, each in its own process (default: the config's "
@@ -312,9 +440,10 @@ def main(args) -> int:
         except (StudioError, FileNotFoundError) as e:
             print(f"studio sweep: error: {e}", file=sys.stderr)
             return 2
-    df = run_sweep(args.config, profile=getattr(args, "profile", None), out=getattr(args, "out", None),
+    out = getattr(args, "out", None)
+    df = run_sweep(args.config, profile=getattr(args, "profile", None), out=out,
                    launcher=getattr(args, "launcher", None) or "local", progress=True,
-                   workers=getattr(args, "workers", None))
+                   workers=getattr(args, "workers", None), out_anywhere=out is not None)
     a = df.attrs
     print(f"{paths.relative(a['results_csv'])}: {len(df)} rows ({a['ran']} ran, {a['skipped']} skipped, "
           f"{len(a['failed'])} failed)")

@@ -1,7 +1,10 @@
 """Launchers: where a sweep's pending runs execute. Both call the same `execute_run` for every run.
 
 - `run_local`: in this process, one run after another, or (workers > 1) in that many spawned
-  processes (concurrent.futures.ProcessPoolExecutor), with one progress bar either way.
+  processes (concurrent.futures.ProcessPoolExecutor), with one progress bar either way. Workers die
+  with the sweep (studio.workers.die_with_parent): a kill -9 of the sweep leaves no process behind.
+  A run another sweep on the same folder is training ("busy", its lock is held) is put back at the
+  end of the queue and then waited for.
 - `run_submitit`: one job per pending run (a job array) through submitit.AutoExecutor; the config's
   `submitit:` options are mapped to AutoExecutor's names by `submitit_parameters`.
 
@@ -10,6 +13,7 @@ Each returns {run_key: result}, a result being what `execute_run` returns
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,7 @@ from pathlib import Path
 from studio import paths
 from studio.errors import ParameterError
 from studio.repro import atomic_write_text
+from studio.workers import die_with_parent
 
 # submitit.AutoExecutor's cluster-independent options; anything else unprefixed is a SLURM option.
 SUBMITIT_GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node",
@@ -54,8 +59,16 @@ def run_local(target: str, code: str, pending, out: Path, bar: Bar, run_one: Cal
     results = {}
     with bar:
         if workers == 1 or len(pending) == 1:
-            for key, cfg in pending:
-                results[key] = run_one(target, cfg, out / key, "local", None, code)
+            busy = []
+            for key, cfg in pending:  # first the runs nobody else is training ...
+                result = run_one(target, cfg, out / key, "local", None, code, wait=False)
+                if result["status"] == "busy":
+                    busy.append((key, cfg))
+                    continue
+                results[key] = result
+                bar.record(result)
+            for key, cfg in busy:  # ... then wait for the others (another sweep on this folder)
+                results[key] = run_one(target, cfg, out / key, "local", None, code, wait=True)
                 bar.record(results[key])
             return results
         import concurrent.futures as cf
@@ -63,17 +76,25 @@ def run_local(target: str, code: str, pending, out: Path, bar: Bar, run_one: Cal
 
         # spawn, not fork: a forked child would inherit this process's torch thread pools and locks.
         pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                      mp_context=multiprocessing.get_context("spawn"))
+                                      mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=die_with_parent, initargs=(os.getpid(),))
         try:
-            futures = {pool.submit(run_one, target, cfg, str(out / key), "local", 0, code): key
+            futures = {pool.submit(run_one, target, cfg, str(out / key), "local", 0, code, wait=False): (key, cfg)
                        for key, cfg in pending}
-            for future in cf.as_completed(futures):
-                key = futures[future]
-                try:
-                    results[key] = future.result()
-                except Exception as e:  # the worker process died (killed, out of memory)
-                    results[key] = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
-                bar.record(results[key])
+            while futures:
+                finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    key, cfg = futures.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as e:  # the worker process died (killed, out of memory)
+                        result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+                    if result["status"] == "busy":  # at the back of the queue, this time waiting for it
+                        futures[pool.submit(run_one, target, cfg, str(out / key), "local", 0, code,
+                                            wait=True)] = (key, cfg)
+                        continue
+                    results[key] = result
+                    bar.record(result)
         finally:  # Ctrl-C: drop the runs not started; finished ones are already on disk
             pool.shutdown(wait=True, cancel_futures=True)
     return results

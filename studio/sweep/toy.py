@@ -2,8 +2,10 @@
 
     studio sweep experiments/sweeps/toy.yaml --profile smoke     # target: studio.sweep.toy:toy_target
 
-It imports nothing of `studio` but studio.repro, so its code fingerprint (and so its runs' keys)
-changes only when this file or studio.repro changes.
+It imports nothing of `studio` but studio.repro and studio.errors, so its code fingerprint (and so
+its runs' keys) changes only when this file or those change. Like every target it declares the
+metrics of a finished run (`toy_target.required_metrics`) and checks a config before a sweep starts
+(`toy_target.check_config`: unknown keys and impossible values are refused, naming the key).
 """
 from __future__ import annotations
 
@@ -12,7 +14,27 @@ import math
 import time
 from pathlib import Path
 
+from studio.errors import ParameterError
 from studio.repro import atomic_write_text, stable_hash
+
+KEYS = ("frames", "tokens_per_frame", "seed", "steps", "sleep_s", "fail", "trainer")
+REQUIRED_METRICS = ("val_loss", "val_acc", "steps_run", "resumed_from_step")
+
+
+def check_config(config: dict) -> None:
+    """Refuse what the toy cannot run: unknown keys, steps < 1, frames or tokens <= 0, sleep_s < 0."""
+    unknown = sorted(set(config) - set(KEYS))
+    if unknown:
+        raise ParameterError(f"toy_target: unknown config key {unknown[0]!r}; valid keys: {', '.join(KEYS)}")
+    checks = {"frames": (float, lambda v: v > 0, "> 0"), "tokens_per_frame": (float, lambda v: v > 0, "> 0"),
+              "steps": (int, lambda v: v >= 1, "an int >= 1"), "sleep_s": (float, lambda v: v >= 0, ">= 0")}
+    for key, (kind, ok, want) in checks.items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
+                or not ok(value):
+            raise ParameterError(f"toy_target: {key} must be {want}, got {value!r}")
 
 
 def toy_target(config: dict, run_dir: Path) -> dict:
@@ -23,6 +45,7 @@ def toy_target(config: dict, run_dir: Path) -> dict:
     `steps` steps; a checkpoint.json written after every step lets a killed run resume where it
     stopped, with the same final numbers as an uninterrupted one.
     """
+    check_config(config)
     if config.get("fail"):
         raise RuntimeError("toy_target asked to fail (fail: true)")
     frames = float(config.get("frames", 1))
@@ -47,3 +70,7 @@ def toy_target(config: dict, run_dir: Path) -> dict:
         atomic_write_text(ckpt, json.dumps({"step": step + 1, "loss": loss}))
     return {"val_loss": round(loss, 10), "val_acc": round(math.exp(-loss), 10), "steps_run": steps - start,
             "resumed_from_step": start}
+
+
+toy_target.required_metrics = REQUIRED_METRICS
+toy_target.check_config = check_config
