@@ -18,11 +18,17 @@ started again in the same run_dir (the sweep redoes a killed run there) loads it
 and trains the remaining steps on the remaining batches, ending with the metrics an uninterrupted run
 gives (tested). The file is deleted when the cell finishes. Default 0: a CPU cell trains in seconds
 to a minute, so a killed one is simply redone; the paper profile (thousands of GPU steps) checkpoints.
+Each checkpoint's size and sha256 go to last.ckpt.sha256 (with the previous one's); a checkpoint
+matching neither (truncated, zeroed) is named on stderr, moved aside (last.ckpt.bad-TIME) and the cell
+restarts from step 0. For sweeps: `train_cell.check_config` and `train_cell.required_metrics`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -31,13 +37,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio import paths
 from studio.config import from_dict
 from studio.data.video import VideoConfig
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
+from studio.errors import ParameterError
 from studio.models.frame_encoder import FrameEncoderConfig, feature_bank
-from studio.models.selection import FrameSelector, TokenSelector
+from studio.models.selection import FRAME_STRATEGIES, TOKEN_STRATEGIES, FrameSelector, TokenSelector
 from studio.models.video_lm import Projector, VideoLM, build_llama
-from studio.repro import cpu_threads, seed_everything
+from studio.repro import atomic_write_text, cpu_threads, seed_everything
 from studio.training import OptimConfig, make_trainer, quiet_lightning
 
 
@@ -119,6 +127,25 @@ class CellConfig:
     def encoder(self) -> FrameEncoderConfig:
         return FrameEncoderConfig(size=self.frame_size, digit_size=self.digit_size, steps=self.encoder_steps,
                              seed=self.encoder_seed)
+
+
+def check_config(config: dict) -> None:
+    """Refuse a cell config before training: unknown keys, and values no cell can train with (each
+    message names the key). Builds no model and draws no random number."""
+    try:
+        cfg = CellConfig.from_dict(dict(config))
+        cfg.video()  # the task mix, needle and digit sizes
+        if cfg.token_strategy not in TOKEN_STRATEGIES:
+            raise ValueError(f"token_strategy must be one of {list(TOKEN_STRATEGIES)}, got {cfg.token_strategy!r}")
+        if cfg.frame_strategy not in FRAME_STRATEGIES:
+            raise ValueError(f"frame_strategy must be one of {list(FRAME_STRATEGIES)}, got {cfg.frame_strategy!r}")
+        for name, ok, want in (("frames", int(cfg.frames) <= int(cfg.raw_frames), f"<= raw_frames={cfg.raw_frames}"),
+                               ("lr", float(cfg.lr) > 0, "> 0"), ("weight_decay", float(cfg.weight_decay) >= 0, ">= 0"),
+                               ("warmup", 0 <= float(cfg.warmup) < 1, "in [0, 1)")):
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(cfg, name)!r}")
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"train_cell: {e}") from e
 
 
 def default_cell_config() -> dict:
@@ -229,9 +256,10 @@ def _checkpointer(path: Path, every: int, steps: int, start_step: int = 0, state
     written to PATH.tmp.PID, then renamed) and, given the `state` of such a file, restores the optimizer
     and the learning-rate schedule when training starts. The module's weights are loaded by the caller.
 
-    Lightning's own resume (fit(ckpt_path=...)) is not used: with batches numbered by step, a run
-    restored from an end-of-epoch checkpoint was fed the epoch's first batch again and stopped early. Restarting Lightning for the remaining
-    steps, with the optimizer and schedule restored, gives the uninterrupted run's numbers (tested).
+    Lightning's own resume (fit(ckpt_path=...)) is not used: with batches numbered by step, a run restored
+    from an end-of-epoch checkpoint was fed the epoch's first batch again and stopped early. Restarting
+    Lightning for the remaining steps, with optimizer and schedule restored, gives the uninterrupted
+    run's numbers (tested).
     """
     import lightning as L
 
@@ -251,13 +279,67 @@ def _checkpointer(path: Path, every: int, steps: int, start_step: int = 0, state
                            "scheduler": trainer.lr_scheduler_configs[0].scheduler.state_dict()}
                 tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
                 torch.save(payload, tmp)
+                _record_checksum(path, tmp, step)
                 os.replace(tmp, path)
 
     return Checkpoint()
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sums_path(ckpt: Path) -> Path:  # last.ckpt.sha256
+    return ckpt.with_name(ckpt.name + ".sha256")
+
+
+def _recorded(ckpt: Path) -> list[dict]:
+    try:
+        records = json.loads(_sums_path(ckpt).read_text())
+    except (OSError, ValueError):
+        records = []
+    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+
+
+def _record_checksum(ckpt: Path, written: Path, step: int) -> None:
+    """Before `written` replaces `ckpt`: its size and sha256, then ckpt's (a kill before the rename leaves a match)."""
+    new = {"step": step, "bytes": written.stat().st_size, "sha256": _sha256(written)}
+    atomic_write_text(_sums_path(ckpt), json.dumps([new, *_recorded(ckpt)[:1]]) + "\n")
+
+
+def _load_checkpoint(ckpt: Path) -> dict | None:
+    """`ckpt`'s state when it matches its recorded checksum and loads; else None, after naming it and moving it aside."""
+    size, records = ckpt.stat().st_size, _recorded(ckpt)
+    matches = [r for r in records if r.get("bytes") == size]
+    if not records:
+        problem = f"no checksum recorded ({_sums_path(ckpt).name} missing or unreadable)"
+    elif not matches:
+        problem = f"{size} bytes, but {' or '.join(str(r.get('bytes')) for r in records)} were written"
+    elif _sha256(ckpt) not in {r.get("sha256") for r in matches}:
+        problem = "does not match its recorded sha256"
+    else:
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and {"step", "module", "optimizer", "scheduler"} <= set(state):
+                return state
+            problem = "not a train_cell checkpoint"
+        except Exception as e:  # torch raises its own types for a damaged zip
+            problem = f"unreadable ({type(e).__name__}: {e})"
+    aside = ckpt.with_name(f"{ckpt.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(ckpt, aside)
+    _sums_path(ckpt).unlink(missing_ok=True)
+    print(f"train_cell: checkpoint {paths.relative(ckpt)}: {problem}; moved aside to {aside.name}; "
+          f"the cell restarts from step 0", file=sys.stderr)
+    return None
+
+
 def train_cell(config: dict, run_dir: Path) -> dict:
     """Train one cell and return flat metrics (val_loss, val_acc, val_acc_<task>, seconds, ...)."""
+    check_config(config)
     cfg = CellConfig.from_dict(dict(config))
     if not cfg.progress:  # a sweep of many cells: no "GPU available" banners per cell
         for name in ("lightning.pytorch", "lightning.fabric"):
@@ -280,9 +362,10 @@ def _train(cfg: CellConfig, run_dir) -> dict:
 
     ckpt, state, start = run_dir / "last.ckpt", None, 0
     if cfg.checkpoint_every and ckpt.is_file():  # a killed run of this cell: go on from its checkpoint
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["module"])
-        start = int(state["step"])
+        state = _load_checkpoint(ckpt)
+        if state is not None:
+            module.load_state_dict(state["module"])
+            start = int(state["step"])
     callbacks = [_checkpointer(ckpt, int(cfg.checkpoint_every), int(cfg.steps), start, state)] if cfg.checkpoint_every else []
     trainer = make_trainer(  # the flags this cell always passed; the rest are make_trainer's fixed ones
         log_dir=run_dir, progress=cfg.progress,
@@ -297,6 +380,7 @@ def _train(cfg: CellConfig, run_dir) -> dict:
     train_time = time.perf_counter() - t0
     if trainer.is_global_zero:
         ckpt.unlink(missing_ok=True)
+        _sums_path(ckpt).unlink(missing_ok=True)
     train_loss = trainer.callback_metrics.get("train/loss")  # the last step's loss (validate resets these)
     trainer.validate(module, datamodule=data, verbose=False)   # ... one pass over the val bank at the end
     m = module.val_metrics
@@ -310,3 +394,7 @@ def _train(cfg: CellConfig, run_dir) -> dict:
                 "visual_tokens": int(cfg.frames) * int(cfg.tokens_per_frame),
                 "encoder_acc_digit_cells": float(bank["info"]["encoder"].get("test_acc_digit_cells", float("nan")))})
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
+
+
+train_cell.check_config = check_config
+train_cell.required_metrics = ("val_loss", "val_acc")

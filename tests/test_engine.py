@@ -109,6 +109,72 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_metric
 
 
 @pytest.mark.slow
+def test_a_damaged_checkpoint_is_named_moved_aside_and_the_cell_restarts_from_step_0(tmp_path, monkeypatch, capfd):
+    """Truncated, or zeroed inside at the same size: either is caught by the recorded sha256."""
+    import shutil
+
+    from studio import engine
+
+    cfg = {**TINY, "steps": 12, "checkpoint_every": 4}
+    real = engine._checkpointer
+
+    def dying_checkpointer(*args):  # the process "dies" after step 9, with the step-8 checkpoint on disk
+        inner = real(*args)
+
+        class Dying(type(inner)):
+            def on_train_batch_end(self, trainer, module, *rest):
+                super().on_train_batch_end(trainer, module, *rest)
+                if trainer.global_step == 9:
+                    raise _SimulatedKill("killed after step 9")
+        return Dying()
+
+    monkeypatch.setattr(engine, "_checkpointer", dying_checkpointer)
+    with pytest.raises(_SimulatedKill):
+        train_cell(cfg, tmp_path / "zeroed")
+    monkeypatch.setattr(engine, "_checkpointer", real)
+    shutil.copytree(tmp_path / "zeroed", tmp_path / "truncated")
+    ckpt = tmp_path / "zeroed" / "last.ckpt"
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
+    ckpt.write_bytes(bytes(data))
+    cut = tmp_path / "truncated" / "last.ckpt"
+    cut.write_bytes(cut.read_bytes()[:len(data) // 2])
+
+    plain = train_cell({**TINY, "steps": 12}, tmp_path / "plain")
+    same = ("val_loss", "val_acc", "train_loss", *(f"val_acc_{t}" for t in TINY["tasks"]))
+    for name in ("zeroed", "truncated"):
+        capfd.readouterr()
+        again = train_cell(cfg, tmp_path / name)
+        err = capfd.readouterr().err
+        assert f"{name}/last.ckpt" in err and "moved aside" in err and "step 0" in err
+        assert again["resumed_from_step"] == 0 and again["steps"] == 12
+        assert {k: again[k] for k in same} == {k: plain[k] for k in same}
+        assert len(list((tmp_path / name).glob("last.ckpt.bad-*"))) == 1
+        assert not (tmp_path / name / "last.ckpt").exists()
+
+
+def test_the_cell_checks_a_sweep_config_before_any_cell_starts(tmp_path, monkeypatch):
+    from studio import paths
+    from studio.errors import ParameterError
+    from studio.sweep import run_sweep
+
+    with pytest.raises(ParameterError, match="stepz"):
+        train_cell.check_config({**TINY, "stepz": 3})
+    with pytest.raises(ParameterError, match="steps must be >= 1"):
+        train_cell.check_config({**TINY, "steps": -5})
+    with pytest.raises(ParameterError, match="token_strategy"):
+        train_cell.check_config({**TINY, "token_strategy": "maen"})
+    train_cell.check_config(default_cell_config())
+    assert {"val_loss", "val_acc"} <= set(train_cell.required_metrics)
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    sweep = {"name": "bad", "target": "studio.engine:train_cell", "base": {**TINY, "stepz": 3},
+             "grid": {"frames": [1, 2]}}
+    with pytest.raises(ParameterError, match="train_cell.*stepz"):
+        run_sweep(sweep, out="out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_path):
     """The sweep under torchrun with trainer {devices: 2, strategy: ddp} on the CPU (gloo): Lightning runs
     DDP without new code, batches and the val set are sharded by rank, rank 0 alone writes, and the
