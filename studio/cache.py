@@ -7,7 +7,7 @@
 - **Keyed by code, not only by config** (as joblib.Memory hashes a function's code): the key is a hash
   of the config, of the source of the named `studio` modules and of every `studio` module they import,
   directly or inside functions (the import graph is built with grimp, import-linter's engine), and of
-  the versions of the numerical packages. Editing any of that code makes a new key, so the artefact is
+  the versions of the numerical packages and the numerics mode (studio.numerics). Editing any of that code makes a new key, so the artefact is
   rebuilt; editing a notebook, a plotting helper or a study's verdicts changes no key.
 - **Checksummed**: `build` writes into a temporary folder; then every file's size and sha256 go to
   CHECKSUMS.json, and the folder is renamed into place atomically. Each reuse verifies the files; a bad
@@ -30,7 +30,7 @@ from types import ModuleType
 
 from filelock import FileLock
 
-from studio import paths
+from studio import numerics, paths
 from studio.errors import CacheError
 from studio.repro import package_versions, stable_hash
 
@@ -71,12 +71,13 @@ def code_modules(*modules) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _fingerprint(names: tuple[str, ...]) -> str:
+def _fingerprint(names: tuple[str, ...], numerics_key: str) -> str:
     h = hashlib.sha256()
     for name in code_modules(*names):
         origin = importlib.util.find_spec(name).origin
         h.update(name.encode() + b"\0" + Path(origin).read_bytes() + b"\0")
     h.update(json.dumps(package_versions(NUMERICAL_PACKAGES), sort_keys=True).encode())
+    h.update(numerics_key.encode())  # portable and fast results differ
     return h.hexdigest()[:16]
 
 
@@ -84,7 +85,7 @@ def code_fingerprint(*modules) -> str:
     """A short hash of the source of `modules` (names, modules or functions) and of what they import."""
     if not modules:
         raise ValueError("code_fingerprint needs at least one module")
-    return _fingerprint(tuple(sorted({_module_name(m) for m in modules})))
+    return _fingerprint(tuple(sorted({_module_name(m) for m in modules})), json.dumps(numerics.key(), sort_keys=True))
 
 
 def cache_key(config: Mapping, code: str) -> str:

@@ -72,7 +72,10 @@ def git_state(root=paths.ROOT) -> dict:
 
 
 def environment() -> dict:
+    from studio import numerics
+
     return {
+        **numerics.describe(),  # numerics mode, CPU model, torch's CPU capability
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "platform": platform.platform(),

@@ -79,6 +79,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _numerics_flag(parser) -> None:
+    parser.add_argument("--fast-numerics", action="store_true",
+                        help="let PyTorch, MKL, oneDNN and OpenBLAS take this processor's fastest kernels (the same "
+                             "seed may then give other bytes on another processor); default: portable (studio.numerics)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one parameter; VALUE is parsed as YAML")
     run.add_argument("-f", "--file", action="append", help="a YAML file of parameter values")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _numerics_flag(run)
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="notebooks, their parameters and profiles")
@@ -102,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
     fig.add_argument("--jobs", type=_positive_int, metavar="N",
                      help="notebooks run side by side (respecting `after:`); default: the number of cores")
+    _numerics_flag(fig)
     fig.set_defaults(func=cmd_figures)
 
     from studio.sweep import add_arguments as sweep_arguments
 
     sw = sweep_arguments(sub.add_parser("sweep", help="run a grid of small-scale ablations (cached, resumable)"))
+    _numerics_flag(sw)
     sw.set_defaults(func=cmd_sweep)
 
     sy = sub.add_parser("sync", help="rewrite notebooks/*.ipynb from their paired py:percent files")
@@ -119,6 +128,10 @@ def main(argv=None) -> int:
     from studio.errors import StudioError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "fast_numerics", False):
+        from studio import numerics
+
+        numerics.apply("fast")  # before torch loads here; every kernel and worker inherits it
     try:
         return args.func(args)
     except (StudioError, FileNotFoundError) as e:
