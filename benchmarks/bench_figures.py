@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    per_notebook = re.findall(r"^(\w+): (?:unchanged|changed) \((\d+) s\)", proc.stdout, re.M)
+    per_notebook = re.findall(r"^(\w+): [^(\n]* \((\d+) s\)", proc.stdout, re.M)
     mode = "cold" if args.cold else "warm"
     print(f"studio figures --check --profile {args.profile} --jobs {args.jobs} ({mode}, {os.cpu_count()} cores)")
     for name, seconds in per_notebook:

@@ -66,14 +66,17 @@ class Saved(dict):
         printer.text(repr(self))
 
 
-def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None) -> dict:
+def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None,
+                tolerance: dict[str, float] | None = None) -> dict:
     """Save `fig` as NAME.png and NAME.pdf and `data` (what the figure shows) as NAME.csv.
 
     Wall-clock columns (WALL_CLOCK_COLUMNS) are left out of the CSV: the same seed must give the
     same bytes.
 
     `caption` is one sentence on what the figure shows; it goes into the MANIFEST and the README
-    gallery. Returns the paths written.
+    gallery. `tolerance`: {column: the largest difference that is noise}, usually the seed spread the
+    study measured; `studio figures --check` calls a rerun whose numbers move less than that, with the
+    same verdicts, "within spread" instead of "changed". Returns the paths written.
     """
     if not _NAME.match(name):
         raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-'")
@@ -90,11 +93,21 @@ def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_di
     fig.savefig(written["png"], metadata={"Software": None})
     fig.savefig(written["pdf"], metadata={"CreationDate": None, "ModDate": None, "Producer": None})
     atomic_write_text(written["csv"], _csv(data))
-    _record(out, name, caption, kind="figure")
+    _record(out, name, caption, kind="figure", tolerance=_tolerance(name, data, tolerance))
     return written
 
 
-def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None, kind: str = "table") -> Path:
+def _tolerance(name: str, data: pd.DataFrame, tolerance) -> dict | None:
+    if not tolerance:
+        return None
+    bad = {c: v for c, v in tolerance.items() if c not in data.columns or not float(v) >= 0}
+    if bad:
+        raise ValueError(f"figure {name!r}: tolerance needs columns of its data and values >= 0, got {bad}")
+    return {c: float(v) for c, v in tolerance.items()}
+
+
+def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None, kind: str = "table",
+               tolerance: dict[str, float] | None = None) -> Path:
     """Save a results table (NAME.csv) that other notebooks read, tracked in the MANIFEST like a figure."""
     if not _NAME.match(name):
         raise ValueError(f"table name {name!r}: use lower-case letters, digits, '_' and '-'")
@@ -102,7 +115,7 @@ def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.csv"
     atomic_write_text(path, _csv(data))
-    _record(out, name, caption, kind=kind)
+    _record(out, name, caption, kind=kind, tolerance=_tolerance(name, data, tolerance))
     return path
 
 
@@ -112,8 +125,8 @@ def _csv(data: pd.DataFrame) -> str:
     return data.to_csv(index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
 
 
-def _record(out: Path, name: str, caption: str, kind: str) -> None:
+def _record(out: Path, name: str, caption: str, kind: str, tolerance: dict | None = None) -> None:
     index_path = out / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    index[name] = {"caption": caption, "kind": kind}
+    index[name] = {"caption": caption, "kind": kind, **({"tolerance": tolerance} if tolerance else {})}
     atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")

@@ -112,7 +112,7 @@ def test_figures_publish_manifest_and_check(project, capsys):
         (project / "figures" / "MANIFEST").read_text().replace(entry["csv_sha256"], "deadbeef" * 8))
     lines = []
     assert regenerate.run_figures("smoke", check=True, echo=lines.append) == 1
-    assert any("quickstart_pooling: data changed" in line for line in lines)
+    assert any("quickstart_pooling: changed: " in line and "edited after it was published" in line for line in lines)
     assert (project / "figures" / "quickstart_pooling.csv").read_bytes() == before
 
 
@@ -172,3 +172,31 @@ def test_a_manifest_entry_outside_figures_is_refused_and_nothing_is_deleted(proj
     (project / "figures" / "MANIFEST").write_text("figures: [unclosed")
     with pytest.raises(ParameterError, match="not valid YAML"):
         manifest.read_manifest()
+
+
+def test_check_tells_identical_from_within_spread_from_changed(tmp_path):
+    from studio.workbench.manifest import CHANGED, IDENTICAL, WITHIN, classify
+
+    def csv(name, text):
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    old = csv("old.csv", "T,M,val_loss,task\n1,4,0.50,a\n4,4,0.27,a\n")
+    assert classify(old, csv("same.csv", old.read_text()))[0] == IDENTICAL
+    nudged = csv("nudged.csv", "T,M,val_loss,task\n1,4,0.505,a\n4,4,0.268,a\n")
+    assert classify(old, nudged, tolerance={"val_loss": 0.01})[0] == WITHIN  # inside the seed spread
+    status, detail = classify(old, nudged)  # no tolerance declared: a real change
+    assert status == CHANGED and "val_loss: 2 value(s), max |diff| 0.005 (no tolerance declared)" in detail
+    status, detail = classify(old, csv("far.csv", "T,M,val_loss,task\n1,4,0.60,a\n4,4,0.27,a\n"),
+                              tolerance={"val_loss": 0.01})
+    assert status == CHANGED and "(tolerance 0.01)" in detail
+    assert classify(old, csv("rounded.csv", "T,M,val_loss,task\n1,4,0.500001,a\n4,4,0.27,a\n"))[0] == WITHIN
+    assert classify(old, csv("text.csv", "T,M,val_loss,task\n1,4,0.50,b\n4,4,0.27,a\n"))[0] == CHANGED
+    assert classify(old, csv("rows.csv", "T,M,val_loss,task\n1,4,0.50,a\n"))[0] == CHANGED
+    v_old = csv("v_old.csv", "claim,paper,verdict,value\nc1,p,reproduced,0.3\nc2,p,tie,0.01\n")
+    v_same = csv("v_same.csv", "claim,paper,verdict,value\nc1,p,reproduced,0.31\nc2,p,tie,0.02\n")
+    v_flip = csv("v_flip.csv", "claim,paper,verdict,value\nc1,p,reproduced,0.31\nc2,p,reproduced,0.2\n")
+    assert classify(v_old, v_same, "verdicts")[0] == WITHIN
+    status, detail = classify(v_old, v_flip, "verdicts")
+    assert status == CHANGED and "'c2': tie -> reproduced" in detail

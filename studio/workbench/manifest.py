@@ -110,40 +110,79 @@ def publish(result, entries: dict) -> dict:
             "run": paths.relative(result.run_dir),
             "files": files,
             "csv_sha256": sha256_file(result.figures_dir / f"{name}.csv"),
+            **({"tolerance": info["tolerance"]} if info.get("tolerance") else {}),
         }
     return entries
 
 
-def _verdict_changes(old_csv: Path, new_csv: Path) -> list[str]:
-    import pandas as pd
+IDENTICAL, WITHIN, CHANGED = "identical", "within spread", "changed"
+ROUNDING = 1e-5  # relative: the CSVs keep 6 significant digits (studio.figures.CSV_FLOAT_FORMAT)
 
-    try:
-        old = pd.read_csv(old_csv).set_index("claim")["verdict"]
-    except (OSError, KeyError, ValueError):
-        return []
-    new = pd.read_csv(new_csv).set_index("claim")["verdict"]
+
+def _verdict_changes(old, new) -> list[str]:
+    old, new = old.set_index("claim")["verdict"], new.set_index("claim")["verdict"]
     return [f"{claim!r}: {old.get(claim, 'absent')} -> {new.get(claim, 'absent')}"
             for claim in sorted(set(old.index) | set(new.index)) if old.get(claim) != new.get(claim)]
 
 
-def compare(result, entries: dict) -> list[str]:
-    """Differences between a fresh run's figure data and the MANIFEST (empty: nothing changed)."""
-    problems = []
+def classify(old_csv: Path, new_csv: Path, kind: str = "figure", tolerance: dict | None = None) -> tuple[str, str]:
+    """(IDENTICAL | WITHIN | CHANGED, what moved) for a figure's data against its published copy.
+
+    WITHIN: the bytes differ, but every number moved less than the tolerance the study declared for its
+    column (its measured seed spread) or than the CSV's rounding, and text is the same; a verdict table is
+    WITHIN when every claim keeps its verdict. Anything else is CHANGED, naming what moved.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if old_csv.read_bytes() == new_csv.read_bytes():
+        return IDENTICAL, ""
+    old, new = pd.read_csv(old_csv), pd.read_csv(new_csv)
+    if list(old.columns) != list(new.columns) or len(old) != len(new):
+        return CHANGED, (f"shape {len(old)}x{len(old.columns)} -> {len(new)}x{len(new.columns)}; columns "
+                         f"gone {sorted(set(old.columns) - set(new.columns))}, new {sorted(set(new.columns) - set(old.columns))}")
+    if kind == "verdicts":
+        moved = _verdict_changes(old, new)
+        return (CHANGED, "verdicts changed: " + "; ".join(moved)) if moved else (WITHIN, "same verdicts")
+    tolerance = tolerance or {}
+    moved = []
+    for col in old.columns:
+        a, b = old[col], new[col]
+        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+            a, b = a.to_numpy(float), b.to_numpy(float)
+            allowed = tolerance.get(col, 0.0) + ROUNDING * np.maximum(np.abs(a), np.abs(b))
+            bad = ~((np.abs(a - b) <= allowed) | (np.isnan(a) & np.isnan(b)))
+            if bad.any():
+                worst = float(np.nanmax(np.abs(a - b)[bad])) if np.isfinite(np.abs(a - b)[bad]).any() else float("nan")
+                limit = f" (tolerance {tolerance[col]:.3g})" if col in tolerance else " (no tolerance declared)"
+                moved.append(f"{col}: {int(bad.sum())} value(s), max |diff| {worst:.3g}{limit}")
+        elif not (a.astype(str) == b.astype(str)).all():
+            moved.append(f"{col}: {int((a.astype(str) != b.astype(str)).sum())} text value(s)")
+    if moved:
+        return CHANGED, "; ".join(moved)
+    return WITHIN, "numbers within " + ("the declared seed spread" if tolerance else "the CSV's rounding")
+
+
+def compare(result, entries: dict) -> list[tuple[str, str, str]]:
+    """[(figure, IDENTICAL | WITHIN | CHANGED, detail)] for a fresh run against the MANIFEST."""
+    out = []
     made = outputs(result.figures_dir)
     notebook = result.provenance["notebook"]
     for name, info in made.items():
         new_csv = result.figures_dir / f"{name}.csv"
-        old = entries.get(name, {}).get("csv_sha256")
-        if old is None:
-            problems.append(f"{name}: new (not in MANIFEST)")
-        elif old != sha256_file(new_csv):
-            line = (f"{name}: data changed (csv sha256 {old[:12]} -> {sha256_file(new_csv)[:12]}; compare "
-                    f"figures/{name}.csv with {paths.relative(new_csv)})")
-            if info.get("kind") == "verdicts":
-                moved = _verdict_changes(paths.FIGURES / f"{name}.csv", new_csv)
-                line += "; verdicts " + ("changed: " + "; ".join(moved) if moved else "unchanged")
-            problems.append(line)
+        old_csv = paths.FIGURES / f"{name}.csv"
+        entry = entries.get(name)
+        if entry is None or not old_csv.is_file():
+            out.append((name, CHANGED, "new (not in MANIFEST)"))
+        elif entry.get("csv_sha256") != sha256_file(old_csv):
+            out.append((name, CHANGED, f"figures/{name}.csv was edited after it was published (sha256 differs "
+                                       f"from the MANIFEST)"))
+        else:
+            status, detail = classify(old_csv, new_csv, info.get("kind", "figure"), info.get("tolerance"))
+            if status != IDENTICAL:
+                detail += f"; compare figures/{name}.csv with {paths.relative(new_csv)}"
+            out.append((name, status, detail))
     for name, entry in entries.items():
         if entry.get("notebook") == notebook and name not in made:
-            problems.append(f"{name}: in MANIFEST but no longer produced")
-    return problems
+            out.append((name, CHANGED, "in MANIFEST but no longer produced"))
+    return out

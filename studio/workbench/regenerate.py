@@ -111,8 +111,13 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
                 seconds = time.perf_counter() - t0
                 if check:
                     found = manifest.compare(result, snapshot)
-                    problems += found
-                    echo(f"{spec.name}: {'changed' if found else 'unchanged'} ({seconds:.0f} s)")
+                    counts = {s: sum(1 for _, st, _ in found if st == s)
+                              for s in (manifest.IDENTICAL, manifest.WITHIN, manifest.CHANGED)}
+                    echo(f"{spec.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" ({seconds:.0f} s)")
+                    for name, status, detail in found:
+                        if status != manifest.IDENTICAL:
+                            echo(f"  {name}: {status}: {detail}")
+                    problems += [f"{name}: {detail}" for name, status, detail in found if status == manifest.CHANGED]
                 else:
                     with manifest.updating() as entries:
                         manifest.publish(result, entries)
@@ -125,9 +130,8 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
     if check:
         if update_readme(check=True):
             problems.append("README gallery or findings are stale (python -m studio.workbench.readme rewrites them)")
-        for p in problems:
-            echo(f"  {p}")
-        echo("figures --check: " + ("no change" if not problems else f"{len(problems)} difference(s)"))
+        echo("figures --check: " + ("no change beyond the declared seed spread" if not problems
+                                    else f"{len(problems)} change(s):\n  " + "\n  ".join(problems)))
         return 1 if problems else 0
     with manifest.updating():  # under the MANIFEST lock: a concurrent run cannot interleave its README write
         update_readme()
