@@ -14,6 +14,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from studio.errors import ParameterError
+from studio.workers import die_with_parent
 from studio.workbench import manifest
 from studio.workbench.params import NotebookSpec, list_notebooks, read_notebook, resolve
 from studio.workbench.runner import RunFailed, run_notebook
@@ -87,7 +88,9 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
     done: set[str] = set()
     todo = list(specs)
     bar = tqdm(total=len(specs), desc=f"figures ({profile}, {jobs} at once)", unit="notebook")
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) if jobs > 1 else _Inline()
+    # Workers die with this process (a kill -9 of `studio figures` leaves no notebook running on).
+    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
+                                initargs=(os.getpid(),)) if jobs > 1 else _Inline())
     with pool:
         running = {}
         while todo or running:
