@@ -34,6 +34,13 @@ refused with a ParameterError naming the key and the valid ones. Without --profi
 
 Config files live in experiments/sweeps/ (paths.SWEEP_CONFIGS); `studio sweep toy` finds toy.yaml there.
 
+A target may declare, as attributes of its function, `check_config(config)` (raises ValueError naming
+the key it refuses; every run's config is checked before any run starts, so `stepz: 3` or `steps: -5`
+is one error, exit 2 from the CLI) and `required_metrics` (names a finished run's metrics hold).
+`--out DIR` typed on the command line may be any folder you can write to (a cluster's scratch disk;
+relative paths are taken from the project root), never an existing file; an `out` passed from Python
+(notebook parameters, configs) must stay inside the project.
+
 Each run lives in OUT/RUN_KEY/, RUN_KEY = `run_key(config, code)`, a hash of the full run config and
 of `code = studio.cache.code_fingerprint(target)`: the source of the target's module and of every
 `studio` module it imports. Editing the target or anything it imports gives new keys (the runs are
@@ -42,10 +49,13 @@ redone, in new folders); editing a notebook, a study or a plotting helper change
     config.json    {target, code, config}: the run config and its code fingerprint (written first)
     ...            whatever the target writes (a checkpoint it resumes from, logs)
     timing.json    started, finished, seconds (wall time), host, pid, launcher
-    metrics.json   what the target returned; written atomically and LAST: its presence means done
+    metrics.json   what the target returned; written atomically and LAST: a mapping holding the target's
+                   required_metrics means done (`{}`, `[1, 2]` or a missing key: redone, and named)
     error.json     instead of metrics.json when the target raised (type, message, traceback)
+    run.lock       held (filelock) while a process trains the run: a second sweep on the same OUT does
+                   the runs nobody holds first, then waits for the others and skips what got finished
 
-A rerun skips every run with a metrics.json and says how many it skipped. A run killed midway (kill -9)
+A rerun skips every finished run and says how many it skipped. A run killed midway (kill -9)
 has no metrics.json, so it is redone; stray temporary files (NAME.tmp.PID, from
 studio.repro.atomic_write_text) are removed first, and a target that finds its own checkpoint in
 run_dir resumes from it. Failed runs are retried on the next rerun.
@@ -57,7 +67,8 @@ and the git commit of the last invocation.
 
 Launchers: `local` runs in this process, one run after another, with a progress bar (done, skipped,
 failed counts); with `workers: N` (or `--workers N`, which wins) it runs up to N at once, each in a
-process of its own (concurrent.futures.ProcessPoolExecutor, spawned), still with one bar. A run's
+process of its own (concurrent.futures.ProcessPoolExecutor, spawned), still with one bar; the workers
+die with the sweep, even after a kill -9 (studio.workers.die_with_parent). A run's
 result does not depend on which process ran it (tests compare workers 1 and 2). Give each run one CPU
 thread (the visual-context target's `threads: 1`) so that N workers use N cores. `submitit` submits one job per pending run (a job array) with submitit.AutoExecutor and
 the `submitit:` options: submitit's generic options (timeout_min, gpus_per_node, tasks_per_node,
