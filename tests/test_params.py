@@ -81,3 +81,10 @@ def test_malformed_profile_file_is_refused(tmp_path, monkeypatch):
     (exp_dir / "quickstart.yaml").write_text("profils: {}\n")
     with pytest.raises(ParameterError, match="unknown keys \\['profils'\\]"):
         read_notebook(nb_dir / "quickstart.ipynb")
+
+
+def test_a_parameter_file_that_is_a_folder_is_named_as_such(tmp_path):
+    from studio.workbench.params import ParameterError, load_param_file
+
+    with pytest.raises(ParameterError, match="is a folder; give a YAML file"):
+        load_param_file(tmp_path)

@@ -33,3 +33,12 @@ def test_verdict_tie_inside_the_spread_and_not_reproduced_when_pooling_helps():
     assert worse.verdict == "not reproduced"
     [single] = qs.verdicts(qs.summarise(_results({1: [0.2], 64: [0.9]})))
     assert single.verdict == "tie"  # one split: no spread to be clear of
+
+
+@pytest.mark.parametrize("grids, n_splits, match", [([0], 2, "grids must be"), ([], 2, "grids must be"),
+                                                     ([3], 2, "dividing the 8-pixel"), ([1], 0, "n_splits must be")])
+def test_bad_parameters_are_one_clear_error_naming_the_parameter(grids, n_splits, match):
+    from studio.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        qs.probe_pooled(grids=grids, seeds=range(n_splits))

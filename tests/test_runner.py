@@ -200,3 +200,40 @@ def test_check_tells_identical_from_within_spread_from_changed(tmp_path):
     assert classify(v_old, v_same, "verdicts")[0] == WITHIN
     status, detail = classify(v_old, v_flip, "verdicts")
     assert status == CHANGED and "'c2': tie -> reproduced" in detail
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:  # the same name and hash at once, as two `studio run` would
+        folders = list(pool.map(lambda _: runner._new_run_dir("nb", "abcd1234", tmp_path), range(40)))
+    assert len(set(folders)) == 40 and all(f.is_dir() for f in folders)
+
+
+@pytest.mark.slow
+def test_sigterm_records_the_run_as_interrupted(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for d in ("notebooks", "experiments"):
+        (tmp_path / d).mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import time\ntime.sleep(120)")]
+    nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "sleeper.ipynb")
+    env = dict(os.environ, STUDIO_ROOT=str(tmp_path), STUDIO_RUNS=str(tmp_path / "runs"))
+    proc = subprocess.Popen([sys.executable, "-m", "studio.workbench.cli", "run", "notebooks/sleeper.ipynb", "-q"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not list((tmp_path / "runs").glob("sleeper/*/sleeper.ipynb")) and time.time() < deadline:
+        time.sleep(0.5)  # the executed notebook appears once the kernel runs the first cell
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)  # what SLURM, `timeout` and `kill` send
+    _, err = proc.communicate(timeout=60)
+    [run] = list((tmp_path / "runs" / "sleeper").iterdir())
+    assert json.loads((run / "provenance.json").read_text())["status"] == "interrupted"
+    assert proc.returncode == 130 and "interrupted" in err

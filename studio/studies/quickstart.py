@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from studio.data.digits import pool_grid, split_digits
+from studio.data.digits import load_digits_images, pool_grid, split_digits
+from studio.errors import ParameterError
 from studio.stats import LEVEL
 from studio.stats import summarise as summarise_seeds
 from studio.verdicts import Verdict, verdict
@@ -24,6 +25,14 @@ def probe_pooled(grids=(1, 2, 4, 8), seeds=(0, 1, 2), test_fraction: float = 0.3
     """
     from sklearn.linear_model import LogisticRegression
 
+    grids, seeds = list(grids), list(seeds)
+    side = load_digits_images()[0].shape[1]
+    bad = [g for g in grids if isinstance(g, bool) or not isinstance(g, int) or g < 1 or side % g]
+    if not grids or bad:
+        raise ParameterError(f"grids must be a non-empty list of grid sides dividing the {side}-pixel digit "
+                             f"(from {[g for g in range(1, side + 1) if side % g == 0]}), got {grids}")
+    if not seeds:
+        raise ParameterError("n_splits must be >= 1 (no random split to probe)")
     rows = []
     for seed in seeds:
         split = split_digits(test_fraction, seed=int(seed))

@@ -220,6 +220,8 @@ def parse_cli_value(text: str):
 
 def load_param_file(path: str | Path) -> dict:
     p = Path(path)
+    if p.is_dir():
+        raise ParameterError(f"parameter file {path} is a folder; give a YAML file of parameter values (-f FILE)")
     if not p.is_file():
         raise ParameterError(f"parameter file {path} does not exist")
     try:
