@@ -68,6 +68,7 @@ def test_run_writes_folder_with_provenance_and_is_deterministic(project):
     assert prov["status"] == "ok" and prov["seed"] == 3 and prov["profile"] == "smoke"
     assert prov["packages"]["torch"].startswith("2.13.0") and prov["python"]
     assert set(prov["git"]) == {"commit", "dirty"} and prov["seconds"] > 0
+    assert prov["notebook_sha256"] == sha256_file(nb) and prov["numerics"] in ("portable", "fast")
     executed = nbformat.read(a.run_dir / "quickstart.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "seed = 3" in injected[0].source
