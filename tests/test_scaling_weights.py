@@ -162,7 +162,7 @@ def test_inputs_with_spread_raise_no_spread_warning():
 
 
 def test_a_confidence_level_outside_0_1_is_refused_naming_level():
-    df = scaling.synthetic_measurements(seed=0)
-    f = scaling.fit(df, "additive", x=("frames", "tokens_per_frame"), y="loss")
+    df = sc.synthetic_measurements(seed=0)
+    f = sc.fit(df, "additive", x=("frames", "tokens_per_frame"), y="loss")
     with pytest.raises(ValueError, match=r"level must be in \(0, 1\), got 1.5"):
         f.ci(1.5)
