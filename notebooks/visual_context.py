@@ -32,7 +32,8 @@ studio.seed_everything(seed)
 runs = vc.run_cells(sweep_profile, launcher=launcher, workers=workers)
 table = vc.results_table(runs)
 tasks = vc.task_names(table)
-save_table(table, "visual_context_results",
+spread = vc.seed_spread(table)  # the noise each metric shows between seeds: what --check tolerates
+save_table(table, "visual_context_results", tolerance=vc.tolerance(table, spread),
            caption="One row per trained cell: frames, tokens per frame, strategies, seed, held-out loss and accuracy per task.")
 print(vc.describe_runs(runs, table))
 vc.by_cell(table).round(3)
@@ -56,7 +57,7 @@ for ax, value, title in zip(axes, ["val_loss", "val_acc"], ["held-out loss", "he
     ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
            yticklabels=grid.index, xlabel="tokens per frame M", ylabel="frames T", title=title)
     fig.colorbar(im, ax=ax, shrink=0.8)
-save_figure(fig, "visual_context_grid", vc.default_cells(table),
+save_figure(fig, "visual_context_grid", vc.default_cells(table), tolerance=vc.tolerance(vc.default_cells(table), spread),
             caption="Held-out loss and accuracy of the tiny video-LM over frames x tokens per frame (mean of seeds).")
 
 # %% [markdown]
@@ -77,7 +78,7 @@ for ax, task in zip(axes, tasks):
     ax.set(xscale="log", xticks=sorted(cells["frames"].unique()), xticklabels=sorted(cells["frames"].unique()),
            xlabel="frames T", ylabel="held-out accuracy", title=task, ylim=(0, 1.02))
 axes[0].legend(loc="lower right", fontsize=7)
-save_figure(fig, "visual_context_tasks", cells,
+save_figure(fig, "visual_context_tasks", cells, tolerance=vc.tolerance(cells, spread),
             caption="Accuracy per task against frames T for each M (bars: range over seeds): retrieval needs frames, the spatial question needs tokens.")
 
 # %% [markdown]
@@ -98,7 +99,8 @@ ax.set(xscale="log", xlabel="frames T (M = budget / T)", ylabel="held-out loss")
 if not lines.empty:
     ax.set_xticks(sorted(lines["frames"].unique()), labels=sorted(lines["frames"].unique()))
 ax.legend()
-save_figure(fig, "visual_context_budget_lines", lines if not lines.empty else pairs,
+line_data = lines if not lines.empty else pairs
+save_figure(fig, "visual_context_budget_lines", line_data, tolerance=vc.tolerance(line_data, spread),
             caption="Held-out loss along fixed T*M budgets (circled: the best split on each line).")
 print(vc.verdict_frames(pairs, lines, table).line())
 
@@ -122,7 +124,8 @@ ax.set(yticks=range(pairs_of.ngroups), yticklabels=[f"{n.split('_')[0]}s: {n.spl
                                                     for n, T, M in pairs_of.groups],
        xlabel="held-out loss (one point per seed)", ylim=(-0.6, pairs_of.ngroups - 0.4))
 ax.legend(fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
-save_figure(fig, "visual_context_strategies", contrasts if not contrasts.empty else table,
+strategy_data = contrasts if not contrasts.empty else table
+save_figure(fig, "visual_context_strategies", strategy_data, tolerance=vc.tolerance(strategy_data, spread),
             caption="Held-out loss of the default strategies against the alternatives at equal (T, M), per seed.")
 print(vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample")).line())
 contrasts.round(3)

@@ -257,3 +257,25 @@ def all_contrasts(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
                              "default": r[3], "other": r[4], "default_better": bool(r[3] < r[4])})
     return pd.DataFrame(rows, columns=["comparison", "frames", "tokens_per_frame", "seed", "default", "other",
                                        "default_better"])
+
+
+# Columns of derived tables that carry a `value` (val_loss by default): mean/std/range over seeds, and the
+# two sides of a strategy contrast.
+DERIVED = ("mean", "std", "min", "max", "default", "other", "margin", "runner_up")
+
+
+def seed_spread(table: pd.DataFrame) -> dict[str, float]:
+    """The largest range over seeds of each metric in any cell: how much a rerun can move a number
+    without anything having changed (the tolerance `studio figures --check` allows)."""
+    cols = [c for c in table.columns if c.startswith(("val_loss", "val_acc"))]
+    cells = table.groupby(KEYS[:-1])[cols]
+    spread = (cells.max() - cells.min()).max()
+    return {c: float(v) for c, v in spread.items() if np.isfinite(v)}
+
+
+def tolerance(data: pd.DataFrame, spread: dict[str, float], value: str = "val_loss") -> dict[str, float]:
+    """`spread` for the metric columns of `data`, and the spread of `value` for its derived columns."""
+    out = {c: spread[c] for c in data.columns if c in spread}
+    if value in spread:
+        out.update({c: spread[value] for c in data.columns if c in DERIVED and pd.api.types.is_numeric_dtype(data[c])})
+    return out
