@@ -16,7 +16,7 @@ test_fraction: float = 0.3        # share of each class held out for the probe's
 # %%
 import studio
 from studio.figures import figure, save_figure
-from studio.studies.quickstart import CHANCE, probe_pooled, summarise, verdicts
+from studio.studies.quickstart import CHANCE, probe_pooled, seed_spread, summarise, verdicts
 from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
@@ -38,7 +38,7 @@ ax.axhline(CHANCE, ls=":", color="0.4", lw=1, label="chance")
 ax.set(xscale="log", xlabel="tokens per image (pooled grid$^2$)", ylabel="held-out probe accuracy",
        ylim=(0, 1.02), xticks=summary["tokens"], xticklabels=summary["tokens"])
 ax.legend(loc="upper left")
-save_figure(fig, "quickstart_pooling", results,
+save_figure(fig, "quickstart_pooling", results, tolerance=seed_spread(results),
             caption="Held-out linear-probe accuracy on digit images mean-pooled to 1-64 tokens per image (mean and 95% CI over random splits).")
 
 # %% [markdown]

@@ -42,3 +42,7 @@ def test_bad_parameters_are_one_clear_error_naming_the_parameter(grids, n_splits
 
     with pytest.raises(ParameterError, match=match):
         qs.probe_pooled(grids=grids, seeds=range(n_splits))
+
+
+def test_seed_spread_is_the_widest_range_over_splits():
+    assert qs.seed_spread(_results({1: [0.2, 0.3, 0.25], 64: [0.9, 0.92, 0.91]})) == {"accuracy": pytest.approx(0.1)}

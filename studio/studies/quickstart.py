@@ -51,6 +51,12 @@ def summarise(results: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     return summarise_seeds(results, ["grid", "tokens"], "accuracy", level)
 
 
+def seed_spread(results: pd.DataFrame) -> dict[str, float]:
+    """The largest range of accuracy over splits at any grid: the tolerance `studio figures --check` allows."""
+    per_grid = results.groupby("grid")["accuracy"]
+    return {"accuracy": float((per_grid.max() - per_grid.min()).max())}
+
+
 def enough_tokens(summary: pd.DataFrame, within: float = WITHIN_BEST) -> int:
     """The fewest tokens per image whose mean accuracy is within `within` of the best."""
     best = summary["mean"].max()
