@@ -119,10 +119,28 @@ def describe() -> dict:
             "numerics_switches": {k: os.environ[k] for k in PINS if k in os.environ}}
     if os.environ.get(_REASON):
         info["numerics_note"] = os.environ[_REASON]
-    try:
-        import torch
-
-        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    except Exception:  # torch missing or too old to say
-        info["torch_cpu_capability"] = None
+    info["torch_cpu_capability"] = torch_cpu_capability()
     return info
+
+
+def torch_cpu_capability() -> str | None:
+    """What torch's ATen kernels use here: asked of torch when it is loaded, else derived by ATen's
+    own rule (the best of DEFAULT, AVX2, AVX512 that the processor has, capped by ATEN_CPU_CAPABILITY),
+    so that writing provenance never costs a torch import (seconds)."""
+    import sys
+
+    if "torch" in sys.modules:
+        try:
+            return sys.modules["torch"].backends.cpu.get_cpu_capability()
+        except Exception:  # torch too old to say
+            return None
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    flags = _cpu_flags()
+    levels = ["DEFAULT"]
+    if {"avx2", "fma"} <= flags:
+        levels.append("AVX2")
+        if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+            levels.append("AVX512")
+    cap = os.environ.get("ATEN_CPU_CAPABILITY", "").upper()
+    return cap if cap in levels else levels[-1]
