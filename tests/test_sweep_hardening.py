@@ -20,27 +20,9 @@ import yaml
 from studio import paths, sweep
 from studio.errors import ParameterError
 from studio.workbench import cli
+from test_sweep import project, run, toy  # noqa: F401  (the sweep tests' fixture and helpers, shared)
 
 
-def toy(**overrides) -> dict:
-    cfg = {"name": "t", "target": "studio.sweep.toy:toy_target",
-           "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
-           "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]}}
-    cfg.update(overrides)
-    return cfg
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    root = tmp_path / "proj"
-    root.mkdir()
-    monkeypatch.setattr(paths, "ROOT", root)
-    monkeypatch.setattr(paths, "SWEEPS", root / "experiments" / "sweeps")
-    return root
-
-
-def run(cfg, out, **kw):
-    return sweep.run_sweep(cfg, out=out, progress=False, **kw)
 
 
 def _write_yaml(path: Path, data) -> Path:
