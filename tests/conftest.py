@@ -22,3 +22,28 @@ def chinchilla_csv():
     if not paths.CHINCHILLA_CSV.exists():
         pytest.skip(f"reference data missing: {paths.CHINCHILLA_CSV}")
     return paths.CHINCHILLA_CSV
+
+
+@pytest.fixture
+def sweep_project(tmp_path, monkeypatch):
+    """A throw-away project root, so that sweeps write nothing into the checkout."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    monkeypatch.setattr(paths, "ROOT", root)
+    monkeypatch.setattr(paths, "SWEEPS", root / "experiments" / "sweeps")
+    return root
+
+
+def toy(**overrides) -> dict:
+    """A toy sweep config (no training): 2 x 2 cells of studio.sweep.toy:toy_target."""
+    cfg = {"name": "t", "target": "studio.sweep.toy:toy_target",
+           "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
+           "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]}}
+    cfg.update(overrides)
+    return cfg
+
+
+def run_toy(cfg, out, **kw):
+    from studio import sweep
+
+    return sweep.run_sweep(cfg, out=out, progress=False, **kw)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_toy, toy
 
 from studio import paths, sweep
 from studio.errors import ParameterError
@@ -24,26 +25,10 @@ from studio.workbench import cli
 TOY_YAML = paths.ROOT / "experiments" / "sweeps" / "toy.yaml"
 
 
-def toy(**overrides) -> dict:
-    cfg = {"name": "t", "target": "studio.sweep.toy:toy_target",
-           "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
-           "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]}}
-    cfg.update(overrides)
-    return cfg
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A throw-away project root, so that sweeps write nothing into the checkout."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    monkeypatch.setattr(paths, "ROOT", root)
-    monkeypatch.setattr(paths, "SWEEPS", root / "experiments" / "sweeps")
-    return root
 
 
-def run(cfg, out, **kw):
-    return sweep.run_sweep(cfg, out=out, progress=False, **kw)
 
 
 # --- expansion ---------------------------------------------------------------------------------------
@@ -129,9 +114,9 @@ def test_missing_key_and_non_mapping_refused():
 
 # --- running -----------------------------------------------------------------------------------------
 
-def test_sweep_writes_run_folders_and_results(project):
-    df = run(toy(seeds=[0, 1]), "out")
-    out = project / "out"
+def test_sweep_writes_run_folders_and_results(sweep_project):
+    df = run_toy(toy(seeds=[0, 1]), "out")
+    out = sweep_project / "out"
     assert df.attrs["ran"] == 8 and df.attrs["skipped"] == 0 and df.attrs["failed"] == []
     assert list(df.columns[:4]) == ["frames", "tokens_per_frame", "steps", "seed"]
     assert {"val_loss", "val_acc", "seconds", "code", "run_key"} <= set(df.columns)
@@ -152,43 +137,43 @@ def test_sweep_writes_run_folders_and_results(project):
     assert json.loads((out / "sweep.json").read_text())["n_runs"] == 8
 
 
-def test_default_out_is_under_sweeps_name_profile(project):
-    df = run(toy(profiles={"smoke": {"grid": {"frames": [1]}}}), None, profile="smoke")
-    assert Path(df.attrs["out"]) == project / "experiments" / "sweeps" / "t" / "smoke"
-    assert (project / "experiments" / "sweeps" / "t" / "smoke" / "results.csv").exists()
+def test_default_out_is_under_sweeps_name_profile(sweep_project):
+    df = run_toy(toy(profiles={"smoke": {"grid": {"frames": [1]}}}), None, profile="smoke")
+    assert Path(df.attrs["out"]) == sweep_project / "experiments" / "sweeps" / "t" / "smoke"
+    assert (sweep_project / "experiments" / "sweeps" / "t" / "smoke" / "results.csv").exists()
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics(project):
-    a = run(toy(seeds=[0, 1]), "a")
-    b = run(toy(seeds=[0, 1]), "b")
+def test_same_seed_same_metrics_other_seed_other_metrics(sweep_project):
+    a = run_toy(toy(seeds=[0, 1]), "a")
+    b = run_toy(toy(seeds=[0, 1]), "b")
     cols = ["val_loss", "val_acc", "run_key"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
     by_seed = a.pivot_table(index=["frames", "tokens_per_frame"], columns="seed", values="val_loss")
     assert (by_seed[0] != by_seed[1]).all()
 
 
-def test_rerun_skips_finished_runs_and_says_so(project, capsys):
-    first = run(toy(), "out")
-    mtimes = {p: p.stat().st_mtime_ns for p in (project / "out").rglob("metrics.json")}
+def test_rerun_skips_finished_runs_and_says_so(sweep_project, capsys):
+    first = run_toy(toy(), "out")
+    mtimes = {p: p.stat().st_mtime_ns for p in (sweep_project / "out").rglob("metrics.json")}
     capsys.readouterr()
-    again = run(toy(), "out")
+    again = run_toy(toy(), "out")
     err = capsys.readouterr().err
     assert again.attrs["ran"] == 0 and again.attrs["skipped"] == 4
     assert "skipping 4 already finished" in err and "0 ran, 4 skipped, 0 failed" in err
-    assert {p: p.stat().st_mtime_ns for p in (project / "out").rglob("metrics.json")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in (sweep_project / "out").rglob("metrics.json")} == mtimes
     pd.testing.assert_frame_equal(first, again)
     # a grown grid runs only the new cells
-    grown = run(toy(grid={"frames": [1, 4, 8], "tokens_per_frame": [1, 4]}), "out")
+    grown = run_toy(toy(grid={"frames": [1, 4, 8], "tokens_per_frame": [1, 4]}), "out")
     assert grown.attrs["ran"] == 2 and grown.attrs["skipped"] == 4 and len(grown) == 6
 
 
 STEPS4 = {"frames": 4, "tokens_per_frame": 4, "steps": 4, "seed": 0}
 
 
-def test_killed_run_is_redone_or_resumed_and_leaves_no_torn_file(project):
-    first = run(toy(base=STEPS4), "out")
+def test_killed_run_is_redone_or_resumed_and_leaves_no_torn_file(sweep_project):
+    first = run_toy(toy(base=STEPS4), "out")
     key = first.run_key[1]
-    d = project / "out" / key
+    d = sweep_project / "out" / key
     # what kill -9 can leave: no metrics.json, a torn temporary file, a checkpoint from step 1
     (d / "metrics.json").unlink()
     (d / "timing.json").unlink()
@@ -196,24 +181,24 @@ def test_killed_run_is_redone_or_resumed_and_leaves_no_torn_file(project):
     ckpt = json.loads((d / "checkpoint.json").read_text())
     toy_cfg = json.loads((d / "config.json").read_text())["config"]
     # the loss after one step of the same run, as the toy would have checkpointed it
-    (d / "checkpoint.json").write_text(json.dumps({"step": 1, "loss": _toy_loss_after(toy_cfg, 1, project)}))
+    (d / "checkpoint.json").write_text(json.dumps({"step": 1, "loss": _toy_loss_after(toy_cfg, 1, sweep_project)}))
     assert ckpt["step"] == 4
-    again = run(toy(base=STEPS4), "out")
+    again = run_toy(toy(base=STEPS4), "out")
     assert again.attrs["ran"] == 1 and again.attrs["skipped"] == 3
     metrics = json.loads((d / "metrics.json").read_text())
     assert metrics["resumed_from_step"] == 1 and metrics["steps_run"] == 3
     assert metrics["val_loss"] == pytest.approx(first.val_loss[1], rel=1e-9)
-    assert not list((project / "out").rglob("*.tmp.*"))
-    for p in (project / "out").rglob("*.json"):
+    assert not list((sweep_project / "out").rglob("*.tmp.*"))
+    for p in (sweep_project / "out").rglob("*.json"):
         json.loads(p.read_text())  # nothing torn
     # a run folder with only config.json (killed before its first checkpoint) is redone from scratch
     key0 = first.run_key[0]
-    for p in (project / "out" / key0).iterdir():
+    for p in (sweep_project / "out" / key0).iterdir():
         if p.name != "config.json":
             p.unlink()
-    third = run(toy(base=STEPS4), "out")
+    third = run_toy(toy(base=STEPS4), "out")
     assert third.attrs["ran"] == 1
-    assert json.loads((project / "out" / key0 / "metrics.json").read_text())["resumed_from_step"] == 0
+    assert json.loads((sweep_project / "out" / key0 / "metrics.json").read_text())["resumed_from_step"] == 0
     pd.testing.assert_frame_equal(first[["val_loss", "run_key"]], third[["val_loss", "run_key"]])
 
 
@@ -224,42 +209,42 @@ def _toy_loss_after(cfg, steps, scratch):
     return json.loads((d / "checkpoint.json").read_text())["loss"]
 
 
-def test_out_outside_the_project_is_refused(project, tmp_path):
+def test_out_outside_the_project_is_refused(sweep_project, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     with pytest.raises(paths.PathError, match="outside the project"):
-        run(toy(), elsewhere)
+        run_toy(toy(), elsewhere)
     with pytest.raises(paths.PathError):
-        run(toy(), "../escape")
+        run_toy(toy(), "../escape")
     assert not elsewhere.exists() and not (tmp_path / "escape").exists()
 
 
-def test_failed_runs_are_recorded_and_the_others_still_run(project, capsys):
+def test_failed_runs_are_recorded_and_the_others_still_run(sweep_project, capsys):
     cfg = toy(base={"frames": 4, "tokens_per_frame": 4, "fail": False},
               grid={"frames": [1, 4], "fail": [False, True]})
-    df = run(cfg, "out")
+    df = run_toy(cfg, "out")
     assert df.attrs["ran"] == 2 and len(df.attrs["failed"]) == 2 and len(df) == 2
     assert not df["fail"].any()
     for key in df.attrs["failed"]:
-        error = json.loads((project / "out" / key / "error.json").read_text())
+        error = json.loads((sweep_project / "out" / key / "error.json").read_text())
         assert error["type"] == "RuntimeError" and "asked to fail" in error["traceback"]
-        assert not (project / "out" / key / "metrics.json").exists()
+        assert not (sweep_project / "out" / key / "metrics.json").exists()
     assert "failed: out/" in capsys.readouterr().err
     # failed runs are retried by a rerun; the CLI exits 1
-    rc = cli.main(["sweep", str(_write_yaml(project / "cfg.yaml", cfg)), "--out", "out"])
+    rc = cli.main(["sweep", str(_write_yaml(sweep_project / "cfg.yaml", cfg)), "--out", "out"])
     captured = capsys.readouterr()
     assert rc == 1 and "2 ran" not in captured.err and "0 ran, 2 skipped, 2 failed" in captured.err
     assert "out/results.csv: 2 rows" in captured.out
 
 
-def test_all_failed_still_writes_a_table_and_an_empty_grid_is_refused(project):
-    df = run(toy(base={"frames": 4, "fail": True}, grid={"frames": [1, 2]}), "out")
+def test_all_failed_still_writes_a_table_and_an_empty_grid_is_refused(sweep_project):
+    df = run_toy(toy(base={"frames": 4, "fail": True}, grid={"frames": [1, 2]}), "out")
     assert len(df) == 0 and len(df.attrs["failed"]) == 2
-    assert list(pd.read_csv(project / "out" / "results.csv").columns) == ["frames", "fail", "seconds", "code", "run_key"]
+    assert list(pd.read_csv(sweep_project / "out" / "results.csv").columns) == ["frames", "fail", "seconds", "code", "run_key"]
     with pytest.raises(ParameterError, match="expands to no runs"):
-        run(toy(exclude=[{"steps": 3}]), "none")
+        run_toy(toy(exclude=[{"steps": 3}]), "none")
 
 
-def test_progress_bar_counts(project, capsys):
+def test_progress_bar_counts(sweep_project, capsys):
     sweep.run_sweep(toy(), out="out", progress=True)
     sweep.run_sweep(toy(grid={"frames": [1, 2, 4], "tokens_per_frame": [1, 4]}), out="out", progress=True)
     err = capsys.readouterr().err
@@ -268,30 +253,30 @@ def test_progress_bar_counts(project, capsys):
 
 
 @pytest.mark.slow
-def test_local_workers_run_in_other_processes_with_the_same_results(project, capsys):
+def test_local_workers_run_in_other_processes_with_the_same_results(sweep_project, capsys):
     """workers: 2 spawns two processes; every run gives what the in-process launcher gives."""
     df = sweep.run_sweep(toy(seeds=[0, 1], workers=2), out="par", progress=True)
     assert df.attrs["ran"] == 8 and df.attrs["failed"] == []
     assert "done=8, skipped=0, failed=0" in capsys.readouterr().err
-    pids = {json.loads((project / "par" / k / "timing.json").read_text())["pid"] for k in df.run_key}
+    pids = {json.loads((sweep_project / "par" / k / "timing.json").read_text())["pid"] for k in df.run_key}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    serial = run(toy(seeds=[0, 1]), "ser", workers=1)  # the argument overrides the config's workers
+    serial = run_toy(toy(seeds=[0, 1]), "ser", workers=1)  # the argument overrides the config's workers
     pd.testing.assert_frame_equal(df.drop(columns="seconds"), serial.drop(columns="seconds"))
-    again = run(toy(seeds=[0, 1], workers=2), "par")
+    again = run_toy(toy(seeds=[0, 1], workers=2), "par")
     assert again.attrs["skipped"] == 8 and again.attrs["ran"] == 0
-    failing = run(toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0}), "fail",
+    failing = run_toy(toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0}), "fail",
                   workers=2)
     assert failing.attrs["ran"] == 1 and len(failing.attrs["failed"]) == 1
     with pytest.raises(ParameterError, match="workers must be an int >= 1"):
-        run(toy(), "bad", workers=0)
+        run_toy(toy(), "bad", workers=0)
 
 
-def test_a_target_that_cannot_be_imported_is_a_config_error(project):
+def test_a_target_that_cannot_be_imported_is_a_config_error(sweep_project):
     with pytest.raises(ParameterError, match="cannot import studio.no_such_module"):
-        run(toy(target="studio.no_such_module:train"), "out")
+        run_toy(toy(target="studio.no_such_module:train"), "out")
     with pytest.raises(ParameterError, match="has no function 'nope'"):
-        run(toy(target="studio.sweep:nope"), "out")
-    assert not (project / "out").exists() or not any((project / "out").iterdir())
+        run_toy(toy(target="studio.sweep:nope"), "out")
+    assert not (sweep_project / "out").exists() or not any((sweep_project / "out").iterdir())
 
 
 def test_submitit_options_are_mapped_to_auto_executor_names():
@@ -305,31 +290,31 @@ def test_submitit_options_are_mapped_to_auto_executor_names():
         sweep.submitit_parameters({"cluster": "laptop"})
 
 
-def test_submitit_launcher_debug_cluster(project):
-    df = run(toy(submitit={"cluster": "debug", "timeout_min": 1}), "sub", launcher="submitit")
+def test_submitit_launcher_debug_cluster(sweep_project):
+    df = run_toy(toy(submitit={"cluster": "debug", "timeout_min": 1}), "sub", launcher="submitit")
     assert df.attrs["ran"] == 4 and df.attrs["failed"] == []
-    local = run(toy(), "loc")  # same runs, same numbers as the local launcher
+    local = run_toy(toy(), "loc")  # same runs, same numbers as the local launcher
     pd.testing.assert_frame_equal(df[["val_loss", "run_key"]], local[["val_loss", "run_key"]])
-    assert (project / "sub" / "submitit").is_dir()
+    assert (sweep_project / "sub" / "submitit").is_dir()
     with pytest.raises(ParameterError, match="submitit options"):
-        run(toy(grid={"frames": [2]}, submitit={"cluster": "debug", "timeout_min": "soon"}), "bad",
+        run_toy(toy(grid={"frames": [2]}, submitit={"cluster": "debug", "timeout_min": "soon"}), "bad",
             launcher="submitit")
 
 
 @pytest.mark.slow
-def test_submitit_launcher_local_executor_subprocesses(project):
+def test_submitit_launcher_local_executor_subprocesses(sweep_project):
     """Real subprocesses (submitit's LocalExecutor), one ok run and one failing run."""
     cfg = toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0},
               submitit={"cluster": "local", "timeout_min": 2})
-    df = run(cfg, "sub", launcher="submitit")
+    df = run_toy(cfg, "sub", launcher="submitit")
     assert df.attrs["ran"] == 1 and len(df.attrs["failed"]) == 1 and len(df) == 1
-    error = json.loads((project / "sub" / df.attrs["failed"][0] / "error.json").read_text())
+    error = json.loads((sweep_project / "sub" / df.attrs["failed"][0] / "error.json").read_text())
     assert "asked to fail" in error["message"]
-    reference = run(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0}), "loc")
+    reference = run_toy(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0}), "loc")
     pd.testing.assert_frame_equal(df[["val_loss", "run_key"]], reference[["val_loss", "run_key"]])
     for key in df.run_key:
-        assert json.loads((project / "sub" / key / "timing.json").read_text())["launcher"] == "submitit"
-    again = run(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0},
+        assert json.loads((sweep_project / "sub" / key / "timing.json").read_text())["launcher"] == "submitit"
+    again = run_toy(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0},
                     submitit={"cluster": "local", "timeout_min": 2}), "sub", launcher="submitit")
     assert again.attrs["skipped"] == 1 and again.attrs["ran"] == 0
 
@@ -341,24 +326,24 @@ def _write_yaml(path: Path, data) -> Path:
     return path
 
 
-def test_cli_bad_config_exits_2_with_one_clear_line(project, capsys):
-    bad = _write_yaml(project / "bad.yaml", toy(grids={"frames": [1]}))
+def test_cli_bad_config_exits_2_with_one_clear_line(sweep_project, capsys):
+    bad = _write_yaml(sweep_project / "bad.yaml", toy(grids={"frames": [1]}))
     assert cli.main(["sweep", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown key 'grids'" in err[0] and "valid keys" in err[0]
-    assert cli.main(["sweep", str(project / "missing.yaml")]) == 2
-    assert cli.main(["sweep", str(_write_yaml(project / "ok.yaml", toy())), "--profile", "nope"]) == 2
+    assert cli.main(["sweep", str(sweep_project / "missing.yaml")]) == 2
+    assert cli.main(["sweep", str(_write_yaml(sweep_project / "ok.yaml", toy())), "--profile", "nope"]) == 2
     # an explicit --out may be outside the project (scratch disks) but not an existing file
-    assert cli.main(["sweep", str(project / "ok.yaml"), "--out", str(project / "bad.yaml")]) == 2
+    assert cli.main(["sweep", str(sweep_project / "ok.yaml"), "--out", str(sweep_project / "bad.yaml")]) == 2
     with pytest.raises(SystemExit) as bad_workers:  # argparse: usage + one error line, exit 2
-        cli.main(["sweep", str(project / "ok.yaml"), "--workers", "0"])
+        cli.main(["sweep", str(sweep_project / "ok.yaml"), "--workers", "0"])
     assert bad_workers.value.code == 2 and "--workers: expected an int >= 1" in capsys.readouterr().err
-    (project / "torn.yaml").write_text("name: [t\n")
-    assert cli.main(["sweep", str(project / "torn.yaml")]) == 2
+    (sweep_project / "torn.yaml").write_text("name: [t\n")
+    assert cli.main(["sweep", str(sweep_project / "torn.yaml")]) == 2
 
 
-def test_cli_runs_and_prints_results_path(project, capsys):
-    cfg = _write_yaml(project / "ok.yaml", toy())
+def test_cli_runs_and_prints_results_path(sweep_project, capsys):
+    cfg = _write_yaml(sweep_project / "ok.yaml", toy())
     assert cli.main(["sweep", str(cfg), "--out", "experiments/sweeps/ok"]) == 0
     out = capsys.readouterr().out
     assert "experiments/sweeps/ok/results.csv: 4 rows (4 ran, 0 skipped, 0 failed)" in out
@@ -395,14 +380,14 @@ def test_kill_9_midway_leaves_no_torn_file_and_the_rerun_resumes(tmp_path):
     assert not list(out.rglob("*.tmp.*"))
 
 
-def test_default_out_may_be_a_configured_root_outside_the_project(project, tmp_path, monkeypatch):
+def test_default_out_may_be_a_configured_root_outside_the_project(sweep_project, tmp_path, monkeypatch):
     """STUDIO_SWEEPS set by the user (or the tests) is trusted; an `out` from a caller is not."""
     elsewhere = tmp_path / "configured-sweeps"
     monkeypatch.setattr(paths, "SWEEPS", elsewhere)
-    df = run(toy(grid={"frames": [1]}), None)
+    df = run_toy(toy(grid={"frames": [1]}), None)
     assert Path(df.attrs["out"]) == elsewhere / "t" / "default" and df.attrs["ran"] == 1
     with pytest.raises(paths.PathError, match="outside the project"):
-        run(toy(), elsewhere / "t" / "again")
+        run_toy(toy(), elsewhere / "t" / "again")
 
 
 def test_a_bare_name_is_a_file_under_sweep_configs():

@@ -16,13 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import run_toy, toy
 
 from studio import paths, sweep
 from studio.errors import ParameterError
 from studio.workbench import cli
-from test_sweep import project, run, toy  # noqa: F401  (the sweep tests' fixture and helpers, shared)
-
-
 
 
 def _write_yaml(path: Path, data) -> Path:
@@ -95,14 +93,14 @@ def test_kill_9_of_a_sweep_with_workers_kills_its_workers(tmp_path):
 
 # --- 6. a metrics.json that is not a finished run ----------------------------------------------------
 
-def test_metrics_without_the_required_keys_are_redone_and_named(project, capsys):
-    first = run(toy(), "out")
+def test_metrics_without_the_required_keys_are_redone_and_named(sweep_project, capsys):
+    first = run_toy(toy(), "out")
     empty, listed, partial = first.run_key[0], first.run_key[1], first.run_key[2]
-    (project / "out" / empty / "metrics.json").write_text("{}\n")
-    (project / "out" / listed / "metrics.json").write_text("[1, 2]\n")
-    (project / "out" / partial / "metrics.json").write_text('{"val_loss": 1.0}\n')
+    (sweep_project / "out" / empty / "metrics.json").write_text("{}\n")
+    (sweep_project / "out" / listed / "metrics.json").write_text("[1, 2]\n")
+    (sweep_project / "out" / partial / "metrics.json").write_text('{"val_loss": 1.0}\n')
     capsys.readouterr()
-    again = run(toy(), "out")
+    again = run_toy(toy(), "out")
     err = capsys.readouterr().err
     assert again.attrs["ran"] == 3 and again.attrs["skipped"] == 1
     for key in (empty, listed, partial):
@@ -114,7 +112,7 @@ def test_metrics_without_the_required_keys_are_redone_and_named(project, capsys)
     assert sweep.toy_target.required_metrics and "val_loss" in sweep.toy_target.required_metrics
 
 
-def test_a_target_returning_no_required_metric_is_a_failed_run(project, monkeypatch):
+def test_a_target_returning_no_required_metric_is_a_failed_run(sweep_project, monkeypatch):
     from studio.sweep import toy as toy_module
 
     real = toy_module.toy_target
@@ -124,9 +122,9 @@ def test_a_target_returning_no_required_metric_is_a_failed_run(project, monkeypa
 
     forgetful.required_metrics = real.required_metrics
     monkeypatch.setattr(toy_module, "toy_target", forgetful)
-    df = run(toy(grid={"frames": [1]}), "out")
+    df = run_toy(toy(grid={"frames": [1]}), "out")
     assert df.attrs["ran"] == 0 and len(df.attrs["failed"]) == 1
-    error = json.loads((project / "out" / df.attrs["failed"][0] / "error.json").read_text())
+    error = json.loads((sweep_project / "out" / df.attrs["failed"][0] / "error.json").read_text())
     assert "val_acc" in error["message"]
 
 
@@ -169,11 +167,11 @@ def test_two_sweeps_on_one_out_train_each_cell_once(tmp_path):
     ({"grid": {"steps": [3, -5]}}, "steps"),
     ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "sleep_s": "long"}}, "sleep_s"),
 ])
-def test_a_config_the_target_refuses_is_refused_before_any_run(project, change, message):
+def test_a_config_the_target_refuses_is_refused_before_any_run(sweep_project, change, message):
     with pytest.raises(ParameterError, match=message) as refused:
-        run(toy(**change), "out")
+        run_toy(toy(**change), "out")
     assert str(refused.value).count("\n") == 0
-    assert not (project / "out").exists() or not [p for p in (project / "out").iterdir() if p.is_dir()]
+    assert not (sweep_project / "out").exists() or not [p for p in (sweep_project / "out").iterdir() if p.is_dir()]
 
 
 def test_the_toy_target_refuses_negative_steps_when_called_directly(tmp_path):
@@ -183,8 +181,8 @@ def test_the_toy_target_refuses_negative_steps_when_called_directly(tmp_path):
 
 # --- 11. an explicit --out may be anywhere the user can write -----------------------------------------
 
-def test_cli_out_may_be_any_writable_folder_but_not_a_file(project, tmp_path, capsys):
-    cfg = _write_yaml(project / "ok.yaml", toy())
+def test_cli_out_may_be_any_writable_folder_but_not_a_file(sweep_project, tmp_path, capsys):
+    cfg = _write_yaml(sweep_project / "ok.yaml", toy())
     scratch = tmp_path / "scratch" / "sweeps" / "ok"
     assert cli.main(["sweep", str(cfg), "--out", str(scratch)]) == 0
     assert len(pd.read_csv(scratch / "results.csv")) == 4
@@ -197,8 +195,8 @@ def test_cli_out_may_be_any_writable_folder_but_not_a_file(project, tmp_path, ca
     assert a_file.read_text() == "keep me\n"
     # a path from Python callers (notebook parameters, configs) still stays inside the project
     with pytest.raises(paths.PathError, match="outside the project"):
-        run(toy(), tmp_path / "elsewhere")
+        run_toy(toy(), tmp_path / "elsewhere")
     # and an existing file inside the project is a clear error there too
-    (project / "README.md").write_text("readme\n")
+    (sweep_project / "README.md").write_text("readme\n")
     with pytest.raises(paths.PathError, match="README.md"):
-        run(toy(), "README.md")
+        run_toy(toy(), "README.md")
