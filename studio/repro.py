@@ -130,24 +130,3 @@ def cpu_threads(n: int | None):
             yield
     finally:
         torch.set_num_threads(previous)
-
-
-@contextmanager
-def file_lock(path):
-    """Hold an exclusive advisory lock on `path` (created if missing) for the block.
-
-    Cache entries (pretrained encoders, feature banks) are built under it, so that when several sweep
-    workers start on an empty cache one builds and the others wait and load, instead of all building
-    and racing to rename. The OS drops the lock when its holder dies, so a killed build never blocks.
-    """
-    import fcntl
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

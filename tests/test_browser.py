@@ -83,7 +83,7 @@ def test_quickstart_runs_in_jupyterlab(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) "
                     "to run the JupyterLab browser test")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing")
+    from playwright import sync_api  # a test requirement (pyproject [test]); the browser itself may be missing
 
     committed = {p: _sha(paths.ROOT / p) for p in (NOTEBOOK, NOTEBOOK.replace(".ipynb", ".py"))}
     run_dir = tmp_path / "run"  # the kernel saves its figures here, not into experiments/scratch

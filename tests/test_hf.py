@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("transformers")
 from studio import hf  # noqa: E402
 from studio.capture import activations  # noqa: E402
 

@@ -89,19 +89,8 @@ from __future__ import annotations
 
 from studio.errors import ParameterError
 from studio.sweep.config import SweepConfig, config_path, expand, load_config, parse_config
-from studio.sweep.execute import (
-                                  LAUNCHERS,
-                                  RUN_FILES,
-                                  add_arguments,
-                                  execute_run,
-                                  is_done,
-                                  main,
-                                  resolve_target,
-                                  results_table,
-                                  run_key,
-                                  run_sweep,
-                                  target_code,
-)
+from studio.sweep.execute import add_arguments, main, results_table, run_sweep
+from studio.sweep.run import LAUNCHERS, RUN_FILES, execute_run, is_done, resolve_target, run_key, target_code
 from studio.sweep.launchers import submitit_parameters
 from studio.sweep.toy import toy_target
 

@@ -120,7 +120,7 @@ def submitit_job(target: str, config: dict, run_dir: str, code: str | None = Non
     """What a submitit job runs (module-level so that it pickles by reference)."""
     import submitit
 
-    from studio.sweep.execute import execute_run
+    from studio.sweep.run import execute_run
 
     try:
         rank = submitit.JobEnvironment().global_rank
