@@ -12,23 +12,23 @@
 # same way on a GPU machine.
 
 # %% tags=["parameters"]
-seed: int = 0                         # seeds episodes, training and bootstraps
-n_probe: int = 1000                   # probe episodes per episode set (held-out images)
-icl_steps: int = 600                  # training steps of the tiny ICL model
-emergence_every: int = 50             # evaluate the emergence curve every this many steps
-tradeoff_classes: list[int] = [10, 80]         # number of classes (digits x rotations/flips) in the trade-off grid
+seed: int = 0  # seeds episodes, training and bootstraps
+n_probe: int = 1000  # probe episodes per episode set (held-out images)
+icl_steps: int = 600  # training steps of the tiny ICL model
+emergence_every: int = 50  # evaluate the emergence curve every this many steps
+tradeoff_classes: list[int] = [10, 80]  # number of classes (digits x rotations/flips) in the trade-off grid
 tradeoff_burstiness: list[float] = [0.5, 1.0]  # share of bursty training episodes in the grid
-tradeoff_steps: int = 300             # training steps per trade-off cell
-tradeoff_encoder_classes: int = 80    # classes the trade-off's frozen encoder is pretrained on (10 or 80)
-symdpo_seeds: int = 3                 # seeds of the SymDPO ablation (baseline + each arm per seed)
-baseline_steps: int = 400             # steps of the text-shortcut baseline
-symdpo_steps: int = 250               # fine-tuning steps per arm
-symdpo_lr: float = 3e-4               # fine-tuning learning rate
-beta: float = 0.1                     # DPO temperature
-eval_n: int = 600                     # held-out episodes per evaluation set in the ablation
-hf_model: str | None = None           # hub id or local folder of an interleaved VLM (GPU machine); None = skip
-hf_family: str = "idefics3"           # its family for studio.hf (idefics3, llava, qwen2_vl)
-hf_episodes: int = 200                # episodes per set for the VLM
+tradeoff_steps: int = 300  # training steps per trade-off cell
+tradeoff_encoder_classes: int = 80  # classes the trade-off's frozen encoder is pretrained on (10 or 80)
+symdpo_seeds: int = 3  # seeds of the SymDPO ablation (baseline + each arm per seed)
+baseline_steps: int = 400  # steps of the text-shortcut baseline
+symdpo_steps: int = 250  # fine-tuning steps per arm
+symdpo_lr: float = 3e-4  # fine-tuning learning rate
+beta: float = 0.1  # DPO temperature
+eval_n: int = 600  # held-out episodes per evaluation set in the ablation
+hf_model: str | None = None  # hub id or local folder of an interleaved VLM (GPU machine); None = skip
+hf_family: str = "idefics3"  # its family for studio.hf (idefics3, llava, qwen2_vl)
+hf_episodes: int = 200  # episodes per set for the VLM
 
 # %%
 import time
@@ -56,8 +56,10 @@ studio.seed_everything(seed)
 t_start = time.perf_counter()
 encoder = digit_encoder()
 print("frozen encoder:", encoder.module.pretrain_info)
-episode_sets = {"symbols": icl.digit_episodes(n_probe, shots=4, ways=2, symbols=True, seed=seed),
-                "words": icl.digit_episodes(n_probe, shots=4, ways=2, symbols=False, seed=seed)}
+episode_sets = {
+    "symbols": icl.digit_episodes(n_probe, shots=4, ways=2, symbols=True, seed=seed),
+    "words": icl.digit_episodes(n_probe, shots=4, ways=2, symbols=False, seed=seed),
+}
 
 # %% [markdown]
 # ## In-context learning emerges in the tiny model
@@ -74,11 +76,17 @@ for i, (name, d) in enumerate(curve.groupby("probe", sort=False)):
 ax.axhline(0.5, ls=":", color="0.4", lw=1, label="chance (in-context, 2-way)")
 ax.set(xlabel="training step", ylabel="held-out accuracy", ylim=(0, 1.02))
 ax.legend(loc="center right")
-save_figure(fig, "icl_emergence", curve,
-            caption="Tiny interleaved transformer: held-out in-context accuracy with re-drawn symbols vs training steps.")
+save_figure(
+    fig,
+    "icl_emergence",
+    curve,
+    caption="Tiny interleaved transformer: held-out in-context accuracy with re-drawn symbols vs training steps.",
+)
 final = curve.groupby("probe")["accuracy"].last()
-print(f"after {icl_steps} steps ({curve['seconds'].max():.0f} s): in-context {final['in-context']:.3f}, "
-      f"in-weights {final['in-weights']:.3f}")
+print(
+    f"after {icl_steps} steps ({curve['seconds'].max():.0f} s): in-context {final['in-context']:.3f}, "
+    f"in-weights {final['in-weights']:.3f}"
+)
 
 # %% [markdown]
 # ## The condition table
@@ -88,17 +96,32 @@ print(f"after {icl_steps} steps ({curve['seconds'].max():.0f} s): in-context {fi
 # trained above; the SymDPO models are added after the ablation below.
 
 # %%
-predictors = {TINY_MODEL: as_predictor(icl_net, seed=seed),
-              "nearest image (planted)": icl.nearest_image_predictor,
-              "majority vote (planted)": icl.majority_predictor}
+predictors = {
+    TINY_MODEL: as_predictor(icl_net, seed=seed),
+    "nearest image (planted)": icl.nearest_image_predictor,
+    "majority vote (planted)": icl.majority_predictor,
+}
 # each predictor answers each condition once; probe and visual_reliance share those answers
 correct = {(m, s): icl.evaluate(p, eps, seed=seed) for m, p in predictors.items() for s, eps in episode_sets.items()}
-tables = pd.concat([icl.probe(p, eps, seed=seed, correct=correct[m, s], baselines=(i == 0)).assign(model=m, episodes=s)
-                    for s, eps in episode_sets.items() for i, (m, p) in enumerate(predictors.items())], ignore_index=True)
+tables = pd.concat(
+    [
+        icl.probe(p, eps, seed=seed, correct=correct[m, s], baselines=(i == 0)).assign(model=m, episodes=s)
+        for s, eps in episode_sets.items()
+        for i, (m, p) in enumerate(predictors.items())
+    ],
+    ignore_index=True,
+)
 tables.loc[tables["kind"] == "baseline", "model"] = "baseline"
-reliance = pd.DataFrame([{"model": m, "episodes": s, **icl.visual_reliance(p, eps, seed=seed, correct=correct[m, s])}
-                         for m, p in predictors.items() for s, eps in episode_sets.items()])
-reliance[["model", "episodes", "acc_original", "reliance", "reliance_ci_low", "reliance_ci_high", "text_only_ratio"]].round(3)
+reliance = pd.DataFrame(
+    [
+        {"model": m, "episodes": s, **icl.visual_reliance(p, eps, seed=seed, correct=correct[m, s])}
+        for m, p in predictors.items()
+        for s, eps in episode_sets.items()
+    ]
+)
+reliance[
+    ["model", "episodes", "acc_original", "reliance", "reliance_ci_low", "reliance_ci_high", "text_only_ratio"]
+].round(3)
 
 # %%
 conds = list(icl.CONDITIONS)
@@ -108,16 +131,32 @@ for ax, (name, t) in zip(axes, tables.groupby("episodes", sort=False)):
     y = np.arange(len(conds))
     for j, m in enumerate(models):
         d = t[(t["model"] == m) & (t["kind"] == "condition")].set_index("condition").loc[conds]
-        ax.barh(y + (j - 1) * 0.27, d["accuracy"], height=0.27, color=f"C{j}", label=m,
-                xerr=[d["accuracy"] - d["ci_low"], d["ci_high"] - d["accuracy"]], error_kw={"lw": 0.6})
+        ax.barh(
+            y + (j - 1) * 0.27,
+            d["accuracy"],
+            height=0.27,
+            color=f"C{j}",
+            label=m,
+            xerr=[d["accuracy"] - d["ci_low"], d["ci_high"] - d["accuracy"]],
+            error_kw={"lw": 0.6},
+        )
     chance = t.loc[t["condition"] == "baseline_chance", "accuracy"].iloc[0]
     ax.axvline(chance, ls=":", color="0.4", lw=1)
-    ax.set(yticks=y, yticklabels=[c.replace("_", " ") for c in conds], xlim=(0, 1.02),
-           xlabel="accuracy (95 % CI)", title=f"{name} episodes")
+    ax.set(
+        yticks=y,
+        yticklabels=[c.replace("_", " ") for c in conds],
+        xlim=(0, 1.02),
+        xlabel="accuracy (95 % CI)",
+        title=f"{name} episodes",
+    )
 axes[0].invert_yaxis()  # shared y axis: invert once, "original" on top
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(models), fontsize=7)
-save_figure(fig, "icl_conditions", tables,
-            caption="Accuracy per probe condition (held-out digit episodes, 95 % bootstrap CIs) for the tiny model and two planted predictors.")
+save_figure(
+    fig,
+    "icl_conditions",
+    tables,
+    caption="Accuracy per probe condition (held-out digit episodes, 95 % bootstrap CIs) for the tiny model and two planted predictors.",
+)
 
 # %% [markdown]
 # ## The in-context vs in-weights trade-off
@@ -128,8 +167,13 @@ save_figure(fig, "icl_conditions", tables,
 # chance 0.5) and in-weights accuracy (no demonstration of the query's class).
 
 # %%
-grid = tradeoff_grid(n_classes=tradeoff_classes, burstiness=tradeoff_burstiness, steps=tradeoff_steps, seed=seed,
-                     encoder={"n_classes": tradeoff_encoder_classes})
+grid = tradeoff_grid(
+    n_classes=tradeoff_classes,
+    burstiness=tradeoff_burstiness,
+    steps=tradeoff_steps,
+    seed=seed,
+    encoder={"n_classes": tradeoff_encoder_classes},
+)
 fig, axes = figure(2, 1, sharey=True)
 for ax, col, title in zip(axes, ["icl_acc", "iwl_acc"], ["in-context (re-drawn words)", "in-weights (fixed words)"]):
     for i, (k, d) in enumerate(grid.groupby("n_classes")):
@@ -138,8 +182,12 @@ for ax, col, title in zip(axes, ["icl_acc", "iwl_acc"], ["in-context (re-drawn w
 axes[0].axhline(0.5, ls=":", color="0.4", lw=1)
 axes[0].set_ylabel("held-out accuracy")
 axes[1].legend(loc="lower right")
-save_figure(fig, "icl_tradeoff", grid,
-            caption="In-context vs in-weights accuracy as the number of classes and the burstiness of training episodes vary.")
+save_figure(
+    fig,
+    "icl_tradeoff",
+    grid,
+    caption="In-context vs in-weights accuracy as the number of classes and the burstiness of training episodes vary.",
+)
 grid.round(3)
 
 # %% [markdown]
@@ -155,7 +203,9 @@ grid.round(3)
 cfg = SymDPOConfig(baseline_steps=baseline_steps, steps=symdpo_steps, lr=symdpo_lr, beta=beta, eval_n=eval_n)
 ablation, ablation_models = run_symdpo_ablation(cfg, seeds=list(range(seed, seed + symdpo_seeds)), return_models=True)
 summary = summarise_ablation(ablation)
-save_table(ablation, "icl_symdpo_ablation", caption="Accuracy and visual reliance before/after each fine-tuning arm, per seed.")
+save_table(
+    ablation, "icl_symdpo_ablation", caption="Accuracy and visual reliance before/after each fine-tuning arm, per seed."
+)
 summary.round(3)
 
 # %%
@@ -171,21 +221,47 @@ for col, ev in enumerate(evals):
             ax.hlines(d[metric].mean(), i - 0.25, i + 0.25, color=f"C{i}", lw=2)
         ax.axhline(0.0 if metric == "reliance" else 0.5, ls=":", color="0.4", lw=1)
         ax.set_xticks(range(len(arms)), arms if row == 1 else [""] * len(arms), rotation=30)
-        ax.set(title=ev.replace("_", " ") if row == 0 else "", ylabel=metric if col == 0 else "",
-               ylim=(-0.1, 1.02) if metric == "accuracy" else (-0.3, 0.7))
-save_figure(fig, "icl_symdpo_reliance", ablation,
-            caption="Held-out accuracy and visual reliance before (baseline) and after each fine-tuning arm; dots are seeds, bars means.")
+        ax.set(
+            title=ev.replace("_", " ") if row == 0 else "",
+            ylabel=metric if col == 0 else "",
+            ylim=(-0.1, 1.02) if metric == "accuracy" else (-0.3, 0.7),
+        )
+save_figure(
+    fig,
+    "icl_symdpo_reliance",
+    ablation,
+    caption="Held-out accuracy and visual reliance before (baseline) and after each fine-tuning arm; dots are seeds, bars means.",
+)
 
 # %% [markdown]
 # The same models through the `studio.icl` probe (first seed), on the symbol and word episode sets.
 
 # %%
 symdpo_predictors = {f"{arm} (seed {seed})": as_predictor(ablation_models[arm, seed], seed=seed) for arm in arms}
-symdpo_reliance = pd.DataFrame([{"model": m, "episodes": s, **icl.visual_reliance(p, eps, seed=seed)}
-                                for m, p in symdpo_predictors.items() for s, eps in episode_sets.items()])
-save_table(symdpo_reliance, "icl_symdpo_probe", caption="studio.icl visual reliance of the SymDPO ablation's models (first seed).")
-symdpo_reliance[["model", "episodes", "acc_original", "acc_demo_images_blank", "reliance", "reliance_ci_low",
-                 "reliance_ci_high", "text_only_ratio"]].round(3)
+symdpo_reliance = pd.DataFrame(
+    [
+        {"model": m, "episodes": s, **icl.visual_reliance(p, eps, seed=seed)}
+        for m, p in symdpo_predictors.items()
+        for s, eps in episode_sets.items()
+    ]
+)
+save_table(
+    symdpo_reliance,
+    "icl_symdpo_probe",
+    caption="studio.icl visual reliance of the SymDPO ablation's models (first seed).",
+)
+symdpo_reliance[
+    [
+        "model",
+        "episodes",
+        "acc_original",
+        "acc_demo_images_blank",
+        "reliance",
+        "reliance_ci_low",
+        "reliance_ci_high",
+        "text_only_ratio",
+    ]
+].round(3)
 
 # %% [markdown]
 # ## Do the small-scale results agree with the papers?
@@ -213,24 +289,46 @@ print(f"\nnotebook compute so far: {time.perf_counter() - t_start:.0f} s")
 
 # %%
 if hf_model is None:
-    print("hf_model is None: the Hugging Face VLM section is skipped. Run on a GPU machine with "
-          "-p hf_model HUB_ID_OR_FOLDER -p hf_family idefics3 to probe a real VLM.")
+    print(
+        "hf_model is None: the Hugging Face VLM section is skipped. Run on a GPU machine with "
+        "-p hf_model HUB_ID_OR_FOLDER -p hf_family idefics3 to probe a real VLM."
+    )
 else:
     from studio.hf import hf_icl_predictor
+
     vlm = hf_icl_predictor(hf_model, family=hf_family, progress=True)
     hf_sets = {name: eps[:hf_episodes] for name, eps in episode_sets.items()}
-    hf_table = pd.concat([icl.probe(vlm, eps, seed=seed).assign(episodes=name) for name, eps in hf_sets.items()],
-                         ignore_index=True)
-    hf_rel = pd.DataFrame([{"episodes": name, **icl.visual_reliance(vlm, eps, seed=seed)} for name, eps in hf_sets.items()])
+    hf_table = pd.concat(
+        [icl.probe(vlm, eps, seed=seed).assign(episodes=name) for name, eps in hf_sets.items()], ignore_index=True
+    )
+    hf_rel = pd.DataFrame(
+        [{"episodes": name, **icl.visual_reliance(vlm, eps, seed=seed)} for name, eps in hf_sets.items()]
+    )
     fig, ax = figure()
     t = hf_table[hf_table["kind"] == "condition"]
     for j, (name, d) in enumerate(t.groupby("episodes", sort=False)):
         y = np.arange(len(d)) + (j - 0.5) * 0.4
-        ax.barh(y, d["accuracy"], height=0.4, color=f"C{j}", label=f"{name} episodes",
-                xerr=[d["accuracy"] - d["ci_low"], d["ci_high"] - d["accuracy"]], error_kw={"lw": 0.6})
-    ax.set(yticks=np.arange(len(d)), yticklabels=[c.replace("_", " ") for c in d["condition"]], xlim=(0, 1.02),
-           xlabel="accuracy (95 % CI)", title=hf_model)
+        ax.barh(
+            y,
+            d["accuracy"],
+            height=0.4,
+            color=f"C{j}",
+            label=f"{name} episodes",
+            xerr=[d["accuracy"] - d["ci_low"], d["ci_high"] - d["accuracy"]],
+            error_kw={"lw": 0.6},
+        )
+    ax.set(
+        yticks=np.arange(len(d)),
+        yticklabels=[c.replace("_", " ") for c in d["condition"]],
+        xlim=(0, 1.02),
+        xlabel="accuracy (95 % CI)",
+        title=hf_model,
+    )
     ax.invert_yaxis()
     ax.legend(loc="lower right", fontsize=6)
     save_figure(fig, "icl_hf_conditions", hf_table, caption=f"Probe conditions for {hf_model} on digit episodes.")
-    print(hf_rel[["episodes", "acc_original", "reliance", "reliance_ci_low", "reliance_ci_high", "text_only_ratio"]].round(3))
+    print(
+        hf_rel[
+            ["episodes", "acc_original", "reliance", "reliance_ci_low", "reliance_ci_high", "text_only_ratio"]
+        ].round(3)
+    )

@@ -8,10 +8,10 @@
 # saved with the data behind it.
 
 # %% tags=["parameters"]
-seed: int = 0                     # seeds the splits and everything else
-grids: list[int] = [1, 2, 4, 8]   # pooled grid sides; tokens per image = grid**2
-n_splits: int = 5                 # random train/test splits of the images (one per seed offset)
-test_fraction: float = 0.3        # share of each class held out for the probe's test set
+seed: int = 0  # seeds the splits and everything else
+grids: list[int] = [1, 2, 4, 8]  # pooled grid sides; tokens per image = grid**2
+n_splits: int = 5  # random train/test splits of the images (one per seed offset)
+test_fraction: float = 0.3  # share of each class held out for the probe's test set
 
 # %%
 import studio
@@ -32,14 +32,32 @@ summary
 # %%
 fig, ax = figure()
 ax.scatter(results["tokens"], results["accuracy"], s=8, alpha=0.35, color="C0", label="one split")
-ax.errorbar(summary["tokens"], summary["mean"], yerr=[summary["mean"] - summary["ci_low"],
-            summary["ci_high"] - summary["mean"]], marker="o", color="C0", capsize=2, label="mean, 95 % CI")
+ax.errorbar(
+    summary["tokens"],
+    summary["mean"],
+    yerr=[summary["mean"] - summary["ci_low"], summary["ci_high"] - summary["mean"]],
+    marker="o",
+    color="C0",
+    capsize=2,
+    label="mean, 95 % CI",
+)
 ax.axhline(CHANCE, ls=":", color="0.4", lw=1, label="chance")
-ax.set(xscale="log", xlabel="tokens per image (pooled grid$^2$)", ylabel="held-out probe accuracy",
-       ylim=(0, 1.02), xticks=summary["tokens"], xticklabels=summary["tokens"])
+ax.set(
+    xscale="log",
+    xlabel="tokens per image (pooled grid$^2$)",
+    ylabel="held-out probe accuracy",
+    ylim=(0, 1.02),
+    xticks=summary["tokens"],
+    xticklabels=summary["tokens"],
+)
 ax.legend(loc="upper left")
-save_figure(fig, "quickstart_pooling", results, tolerance=seed_spread(results),
-            caption="Held-out linear-probe accuracy on digit images mean-pooled to 1-64 tokens per image (mean and 95% CI over random splits).")
+save_figure(
+    fig,
+    "quickstart_pooling",
+    results,
+    tolerance=seed_spread(results),
+    caption="Held-out linear-probe accuracy on digit images mean-pooled to 1-64 tokens per image (mean and 95% CI over random splits).",
+)
 
 # %% [markdown]
 # ## What the numbers say

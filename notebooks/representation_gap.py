@@ -12,23 +12,23 @@
 # event). We measure the gap and the separations per layer, picture them, and check the claims.
 
 # %% tags=["parameters"]
-seed: int = 0                      # seeds the projection (the pictures show the first of `seeds`)
-seeds: list[int] = [0, 1, 2]       # training seeds per arm (each also seeds that model's probes)
+seed: int = 0  # seeds the projection (the pictures show the first of `seeds`)
+seeds: list[int] = [0, 1, 2]  # training seeds per arm (each also seeds that model's probes)
 arms: list[str] = ["lm", "contrastive", "hacl"]  # no contrastive / contrastive / HACL
-n_train: int = 3000                # training clips (train-split digit scans)
-n_eval: int = 400                  # held-out clips for every measurement (test-split scans)
-n_generate: int = 200              # held-out clips captioned greedily for the CHAIR-style rate
-steps: int = 500                   # training steps per model
-batch_size: int = 64               # also the number of in-batch negatives of the contrastive term
-hidden: int = 64                   # LM width (contrastive heads: hidden -> hidden / 4)
-layers: int = 3                    # LM layers
-encoder_steps: int = 400           # pretraining steps of the frozen cell encoder (cached by config)
-encoder_scenes: int = 1500         # clips the encoder is pretrained on
-projection: str = "umap"           # "umap" or "pca" (the smoke profile skips umap's compilation)
-projection_points: int = 200       # held-out clips per arm in the 2-D picture
-hf_model: str | None = None        # a Hugging Face VLM id or local folder to analyse the same way (GPU)
-hf_family: str | None = None       # llava / qwen2_vl / idefics3 / paligemma; None = from its config
-hf_scenes: int = 64                # clips shown to the HF VLM
+n_train: int = 3000  # training clips (train-split digit scans)
+n_eval: int = 400  # held-out clips for every measurement (test-split scans)
+n_generate: int = 200  # held-out clips captioned greedily for the CHAIR-style rate
+steps: int = 500  # training steps per model
+batch_size: int = 64  # also the number of in-batch negatives of the contrastive term
+hidden: int = 64  # LM width (contrastive heads: hidden -> hidden / 4)
+layers: int = 3  # LM layers
+encoder_steps: int = 400  # pretraining steps of the frozen cell encoder (cached by config)
+encoder_scenes: int = 1500  # clips the encoder is pretrained on
+projection: str = "umap"  # "umap" or "pca" (the smoke profile skips umap's compilation)
+projection_points: int = 200  # held-out clips per arm in the 2-D picture
+hf_model: str | None = None  # a Hugging Face VLM id or local folder to analyse the same way (GPU)
+hf_family: str | None = None  # llava / qwen2_vl / idefics3 / paligemma; None = from its config
+hf_scenes: int = 64  # clips shown to the HF VLM
 
 # %%
 import numpy as np
@@ -43,16 +43,21 @@ from studio.studies import representation_gap as hacl
 from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
-config = hacl.AblationConfig.from_dict({
-    "n_train": n_train, "n_eval": n_eval, "n_generate": n_generate,
-    "encoder": {"steps": encoder_steps, "n_scenes": encoder_scenes},
-    "captioner": {"steps": steps, "batch_size": batch_size, "hidden": hidden, "layers": layers},
-})
+config = hacl.AblationConfig.from_dict(
+    {
+        "n_train": n_train,
+        "n_eval": n_eval,
+        "n_generate": n_generate,
+        "encoder": {"steps": encoder_steps, "n_scenes": encoder_scenes},
+        "captioner": {"steps": steps, "batch_size": batch_size, "hidden": hidden, "layers": layers},
+    }
+)
 data = hacl.prepare_data(config)
 print("frozen encoder, held-out cells:", {k: round(v, 3) for k, v in data["encoder_info"].items()})
 bank = data["eval_bank"]
-pd.DataFrame({"caption": bank["captions"][:6], "hallucinated": bank["hallucinated"][:6],
-              "type": bank["hallucination_type"][:6]})
+pd.DataFrame(
+    {"caption": bank["captions"][:6], "hallucinated": bank["hallucinated"][:6], "type": bank["hallucination_type"][:6]}
+)
 
 # %% [markdown]
 # ## Training the three arms
@@ -63,8 +68,11 @@ pd.DataFrame({"caption": bank["captions"][:6], "hallucinated": bank["hallucinate
 # %%
 results, models = hacl.run_ablation(arms, seeds=seeds, config=config, data=data, return_models=True)
 summary = hacl.summary(results)
-save_table(summary, "representation_gap_results",
-           caption="HACL ablation: gap, separations, caption accuracy and CHAIR per arm (seed means).")
+save_table(
+    summary,
+    "representation_gap_results",
+    caption="HACL ablation: gap, separations, caption accuracy and CHAIR per arm (seed means).",
+)
 summary.pivot(index="quantity", columns="arm", values="mean").reindex(columns=arms).round(3)
 
 # %% [markdown]
@@ -87,17 +95,27 @@ axes = np.atleast_2d(axes).reshape(2, len(arms))
 for j, arm in enumerate(arms):
     part = proj[proj.arm == arm]
     part.attrs = proj.attrs
-    plot_projection(part, hues=("group", "caption"), axes=axes[:, j],
-                    titles=(f"{hacl.ARM_LABELS[arm]}: by modality", f"{hacl.ARM_LABELS[arm]}: captions"))
+    plot_projection(
+        part,
+        hues=("group", "caption"),
+        axes=axes[:, j],
+        titles=(f"{hacl.ARM_LABELS[arm]}: by modality", f"{hacl.ARM_LABELS[arm]}: captions"),
+    )
     axes[0, j].set_xlabel(f"gap {per_arm.loc[arm, 'gap']:.2f}, probe {per_arm.loc[arm, 'vt_probe']:.2f}")
     heads = per_arm.loc[arm, "fh_pairwise_heads"]
-    axes[1, j].set_xlabel(f"faithful closer: {per_arm.loc[arm, 'fh_pairwise']:.2f}"
-                          + (f"\nin the heads' space: {heads:.2f}" if not np.isnan(heads) else ""))
+    axes[1, j].set_xlabel(
+        f"faithful closer: {per_arm.loc[arm, 'fh_pairwise']:.2f}"
+        + (f"\nin the heads' space: {heads:.2f}" if not np.isnan(heads) else "")
+    )
     if j > 0:  # one legend per row is enough
         axes[0, j].get_legend().remove()
         axes[1, j].get_legend().remove()
-save_figure(fig, "representation_gap_arms", proj,
-            caption=f"{projection.upper()} of last-layer EOS states per arm: modality and faithful vs hallucinated captions.")
+save_figure(
+    fig,
+    "representation_gap_arms",
+    proj,
+    caption=f"{projection.upper()} of last-layer EOS states per arm: modality and faithful vs hallucinated captions.",
+)
 
 # %% [markdown]
 # ## Layer by layer
@@ -109,21 +127,32 @@ save_figure(fig, "representation_gap_arms", proj,
 top = hacl.last_layer(results)
 curves = hacl.layer_curves(results)
 fig, axes = figure(3, 1, aspect=0.8)
-for ax, (metric, label) in zip(axes, [("gap", "modality gap"), ("vt_probe", "visual vs text probe acc"),
-                                       ("fh_pairwise", "faithful closer (share of clips)")]):
+for ax, (metric, label) in zip(
+    axes,
+    [
+        ("gap", "modality gap"),
+        ("vt_probe", "visual vs text probe acc"),
+        ("fh_pairwise", "faithful closer (share of clips)"),
+    ],
+):
     for i, arm in enumerate(arms):
         for pool, ls in (("eos", "-"), ("mean", "--")):
             c = curves[(curves.arm == arm) & (curves.pool == pool) & (curves.metric == metric)]
-            ax.plot(c["layer"], c["mean"], ls=ls, marker="o", ms=3, color=f"C{i}",
-                    label=f"{hacl.ARM_LABELS[arm]} ({pool})")
+            ax.plot(
+                c["layer"], c["mean"], ls=ls, marker="o", ms=3, color=f"C{i}", label=f"{hacl.ARM_LABELS[arm]} ({pool})"
+            )
             ax.fill_between(c["layer"], c["min"], c["max"], color=f"C{i}", alpha=0.15, lw=0)
     ax.set(xlabel="layer", ylabel=label, xticks=range(top + 1))
     if metric != "gap":
         ax.axhline(0.5, ls=":", color="0.4", lw=1)
 handles, names = axes[0].get_legend_handles_labels()
 fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize="x-small")
-save_figure(fig, "representation_gap_layers", curves,
-            caption="Per-layer modality gap, visual/text probe accuracy and faithful-vs-hallucinated share, per arm.")
+save_figure(
+    fig,
+    "representation_gap_layers",
+    curves,
+    caption="Per-layer modality gap, visual/text probe accuracy and faithful-vs-hallucinated share, per arm.",
+)
 
 # %% [markdown]
 # ## The embedding-shift experiment
@@ -139,12 +168,18 @@ for i, arm in enumerate(arms):
     s = shift[shift.arm == arm]
     axes[0].plot(s["lam"], s["distance"], marker="o", ms=3, color=f"C{i}", label=hacl.ARM_LABELS[arm])
     axes[1].plot(s["lam"], s["matched_cosine"], marker="o", ms=3, color=f"C{i}", label=hacl.ARM_LABELS[arm])
-axes[0].plot([0, 0.125, 0.25, 0.375], [0.822, 0.600, 0.350, 0.084], ls=":", color="0.3", marker="x", label="CLIP (paper)")
+axes[0].plot(
+    [0, 0.125, 0.25, 0.375], [0.822, 0.600, 0.350, 0.084], ls=":", color="0.3", marker="x", label="CLIP (paper)"
+)
 axes[0].set(xlabel="shift $\\lambda$ along the unit gap", ylabel="distance between centroids")
 axes[1].set(xlabel="shift $\\lambda$ along the unit gap", ylabel="matched visual-caption cosine")
 axes[0].legend(fontsize="x-small")
-save_figure(fig, "representation_gap_shift", shift,
-            caption="Embedding shift along the gap: the centroid distance falls and matched cosine rises, per arm.")
+save_figure(
+    fig,
+    "representation_gap_shift",
+    shift,
+    caption="Embedding shift along the gap: the centroid distance falls and matched cosine rises, per arm.",
+)
 shift.pivot(index="step", columns="arm", values="distance").round(3)
 
 # %% [markdown]
@@ -160,17 +195,32 @@ width = 0.8 / len(arms)
 for i, arm in enumerate(arms):
     m = out_rows[out_rows.arm == arm].groupby("metric", sort=False)["value"]
     names = ["val_caption_acc", "gen_exact", "chair"]
-    axes[0].bar(np.arange(3) + i * width, [m.mean()[n] for n in names], width,
-                yerr=[m.std().fillna(0)[n] for n in names], color=f"C{i}", label=hacl.ARM_LABELS[arm], capsize=2)
+    axes[0].bar(
+        np.arange(3) + i * width,
+        [m.mean()[n] for n in names],
+        width,
+        yerr=[m.std().fillna(0)[n] for n in names],
+        color=f"C{i}",
+        label=hacl.ARM_LABELS[arm],
+        capsize=2,
+    )
     t = by_type[by_type.arm == arm].groupby("type")["value"].mean().reindex(scenes.HALLUCINATION_TYPES)
     axes[1].bar(np.arange(4) + i * width, t.to_numpy(), width, color=f"C{i}", label=hacl.ARM_LABELS[arm])
 axes[0].set(xticks=np.arange(3) + width, xticklabels=["slot acc", "exact caption", "CHAIR"], ylim=(0, 1.05))
-axes[1].set(xticks=np.arange(4) + width, xticklabels=scenes.HALLUCINATION_TYPES, ylim=(0, 1.05),
-            ylabel="faithful closer than hallucinated")
+axes[1].set(
+    xticks=np.arange(4) + width,
+    xticklabels=scenes.HALLUCINATION_TYPES,
+    ylim=(0, 1.05),
+    ylabel="faithful closer than hallucinated",
+)
 axes[1].axhline(0.5, ls=":", color="0.4", lw=1)
 axes[0].legend(fontsize="x-small")
-save_figure(fig, "representation_gap_hallucination", pd.concat([out_rows, by_type], ignore_index=True),
-            caption="Caption accuracy, CHAIR-style hallucination rate, and faithful-vs-hallucinated share by type, per arm.")
+save_figure(
+    fig,
+    "representation_gap_hallucination",
+    pd.concat([out_rows, by_type], ignore_index=True),
+    caption="Caption accuracy, CHAIR-style hallucination rate, and faithful-vs-hallucinated share by type, per arm.",
+)
 
 # %% [markdown]
 # ## Does the small run show what HACL claims?
@@ -208,6 +258,10 @@ else:
         ax.plot(part["layer"], part["value"], marker="o", ms=3, color=f"C{i}", label=metric)
     ax.set(xlabel="decoder layer", ylabel="value", title=f"{hf_model} ({vlm.family})")
     ax.legend(fontsize="x-small")
-    save_figure(fig, "representation_gap_hf", hf_rows,
-                caption="Gap, visual/text probe and faithful-vs-hallucinated share per layer of a Hugging Face VLM.")
+    save_figure(
+        fig,
+        "representation_gap_hf",
+        hf_rows,
+        caption="Gap, visual/text probe and faithful-vs-hallucinated share per layer of a Hugging Face VLM.",
+    )
     print(hf_rows.pivot(index="layer", columns="metric", values="value").round(3))

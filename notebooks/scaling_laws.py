@@ -10,17 +10,24 @@
 # replication of Chinchilla (Hoffmann et al. 2022), where the right answer is published.
 
 # %% tags=["parameters"]
-seed: int = 0                                   # seeds the synthetic example and the bootstrap
-measurements: str | None = None                 # CSV of measurements; None = figures/visual_context_results.csv if it exists, else a synthetic example
+seed: int = 0  # seeds the synthetic example and the bootstrap
+measurements: str | None = (
+    None  # CSV of measurements; None = figures/visual_context_results.csv if it exists, else a synthetic example
+)
 x_columns: list[str] = ["frames", "tokens_per_frame"]  # the two inputs, in the law's order (x1 = T, x2 = M)
-y_column: str = "val_loss"                      # loss column; 'val_loss' and 'loss' stand in for each other
-where: dict = {}                                # keep only rows with these column values, e.g. {"token_strategy": "pool"}
-laws: list[str] = ["additive", "multiplicative", "kaplan", "power(frames*tokens_per_frame)"]  # families to compare; 'power(a*b)' fits total tokens
-loss: str = "huber"                             # fit objective: huber (log space), mse (log space) or mse_linear
+y_column: str = "val_loss"  # loss column; 'val_loss' and 'loss' stand in for each other
+where: dict = {}  # keep only rows with these column values, e.g. {"token_strategy": "pool"}
+laws: list[str] = [
+    "additive",
+    "multiplicative",
+    "kaplan",
+    "power(frames*tokens_per_frame)",
+]  # families to compare; 'power(a*b)' fits total tokens
+loss: str = "huber"  # fit objective: huber (log space), mse (log space) or mse_linear
 budgets: list[float] = [16, 64, 256, 1024, 4096]  # visual-context budgets T x M for the optimal split
-n_bootstrap: int = 1000                         # bootstrap resamples for bands and intervals
-level: float = 0.95                             # level of every band and interval
-validate_chinchilla: bool = True                # fit Chinchilla (Epoch's digitised data) and compare with published values
+n_bootstrap: int = 1000  # bootstrap resamples for bands and intervals
+level: float = 0.95  # level of every band and interval
+validate_chinchilla: bool = True  # fit Chinchilla (Epoch's digitised data) and compare with published values
 
 # %%
 import numpy as np
@@ -59,19 +66,48 @@ if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
     ax1.set(xlabel="predicted loss", ylabel="observed loss (digitised)", title="Chinchilla: 240 points")
     ax1.legend(loc="upper left", fontsize=6)
     for j, r in enumerate(intervals.itertuples()):
-        ax2.errorbar([j - 0.12], [r.ours], yerr=[[r.ours - r.ours_ci_low], [r.ours_ci_high - r.ours]], fmt="o",
-                     color="C0", capsize=2, label="ours, bootstrap CI" if j == 0 else None)
-        ax2.errorbar([j + 0.12], [r.epoch], yerr=[[r.epoch - r.epoch_ci_low], [r.epoch_ci_high - r.epoch]], fmt="s",
-                     color="C1", capsize=2, label="Epoch, 95% CI" if j == 0 else None)
+        ax2.errorbar(
+            [j - 0.12],
+            [r.ours],
+            yerr=[[r.ours - r.ours_ci_low], [r.ours_ci_high - r.ours]],
+            fmt="o",
+            color="C0",
+            capsize=2,
+            label="ours, bootstrap CI" if j == 0 else None,
+        )
+        ax2.errorbar(
+            [j + 0.12],
+            [r.epoch],
+            yerr=[[r.epoch - r.epoch_ci_low], [r.epoch_ci_high - r.epoch]],
+            fmt="s",
+            color="C1",
+            capsize=2,
+            label="Epoch, 95% CI" if j == 0 else None,
+        )
         ax2.scatter([j], [r.hoffmann], marker="x", color="C2", label="Hoffmann" if j == 0 else None, zorder=3)
-    ax2.set(xticks=[0, 1, 2], xticklabels=["E", r"$\alpha$", r"$\beta$"], yscale="log", ylabel="value",
-            title=f"parameters ({level:.0%} intervals)")
+    ax2.set(
+        xticks=[0, 1, 2],
+        xticklabels=["E", r"$\alpha$", r"$\beta$"],
+        yscale="log",
+        ylabel="value",
+        title=f"parameters ({level:.0%} intervals)",
+    )
     ax2.legend(loc="center right", fontsize=6)
-    save_figure(fig, "scaling_chinchilla_validation", pd.concat([points, intervals], ignore_index=True),
-                caption="Our Huber fit of the Chinchilla law on Epoch's 240 digitised points against Epoch's and Hoffmann's published parameters.")
+    save_figure(
+        fig,
+        "scaling_chinchilla_validation",
+        pd.concat([points, intervals], ignore_index=True),
+        caption="Our Huber fit of the Chinchilla law on Epoch's 240 digitised points against Epoch's and Hoffmann's published parameters.",
+    )
 else:
-    print("NOTE: Chinchilla validation skipped: " + ("validate_chinchilla is False" if not validate_chinchilla
-          else f"reference data not found at {paths.CHINCHILLA_CSV} (see ../shared/data/chinchilla)"))
+    print(
+        "NOTE: Chinchilla validation skipped: "
+        + (
+            "validate_chinchilla is False"
+            if not validate_chinchilla
+            else f"reference data not found at {paths.CHINCHILLA_CSV} (see ../shared/data/chinchilla)"
+        )
+    )
 
 # %% [markdown]
 # ## The measurements
@@ -105,8 +141,12 @@ tab = ax.table(cellText=cells, colLabels=list(shown.columns), loc="center", cell
 tab.auto_set_font_size(False)
 tab.set_fontsize(6)
 tab.scale(1, 1.3)
-save_figure(fig, "scaling_comparison", table.drop(columns=["formula"]),
-            caption="Law families fitted to the same measurements, ranked by AIC, with BIC and leave-one-out RMSE of log loss.")
+save_figure(
+    fig,
+    "scaling_comparison",
+    table.drop(columns=["formula"]),
+    caption="Law families fitted to the same measurements, ranked by AIC, with BIC and leave-one-out RMSE of log loss.",
+)
 table.drop(columns=["formula"])
 
 # %% [markdown]
@@ -133,8 +173,12 @@ for ax, (xa, xb) in zip(axes, [(x1, x2), (x2, x1)]):
     ax.set(xscale="log", yscale="log", xlabel=xa, title=f"loss vs {xa}")
     ax.legend(fontsize=5, ncol=2, loc="upper right")
 axes[0].set_ylabel(y)
-save_figure(fig, "scaling_curves", pd.concat(curve_rows, ignore_index=True),
-            caption=f"Measured loss against frames and tokens per frame with the fitted {label} law and {level:.0%} bootstrap bands.")
+save_figure(
+    fig,
+    "scaling_curves",
+    pd.concat(curve_rows, ignore_index=True),
+    caption=f"Measured loss against frames and tokens per frame with the fitted {label} law and {level:.0%} bootstrap bands.",
+)
 
 # %% [markdown]
 # ## Iso-loss contours and the optimal split
@@ -144,8 +188,12 @@ save_figure(fig, "scaling_curves", pd.concat(curve_rows, ignore_index=True),
 # %%
 frontier = sc.allocation_frontier(best, budgets, bootstrap=boot, level=level)
 opt_x1, opt_x2 = f"{x1}_opt", f"{x2}_opt"
-span1 = np.geomspace(min(data[x1].min(), frontier[opt_x1].min()) / 1.5, max(data[x1].max(), frontier[opt_x1].max()) * 1.5, 80)
-span2 = np.geomspace(min(data[x2].min(), frontier[opt_x2].min()) / 1.5, max(data[x2].max(), frontier[opt_x2].max()) * 1.5, 80)
+span1 = np.geomspace(
+    min(data[x1].min(), frontier[opt_x1].min()) / 1.5, max(data[x1].max(), frontier[opt_x1].max()) * 1.5, 80
+)
+span2 = np.geomspace(
+    min(data[x2].min(), frontier[opt_x2].min()) / 1.5, max(data[x2].max(), frontier[opt_x2].max()) * 1.5, 80
+)
 G1, G2 = np.meshgrid(span1, span2)
 surface = pd.DataFrame({x1: G1.ravel(), x2: G2.ravel()})
 surface["pred"] = best.predict(surface)
@@ -157,13 +205,32 @@ for b in budgets:
     ax.plot(span1, b / span1, ls="--", color="white", lw=0.8)
 ax.scatter(frontier[opt_x1], frontier[opt_x2], color="C1", edgecolor="black", zorder=3, s=25, label="optimal split")
 for _, r in frontier.iterrows():
-    ax.annotate(f"{r['budget']:g}", (r[opt_x1], r[opt_x2]), xytext=(-5, 5), textcoords="offset points", ha="right", color="white", fontsize=6)
+    ax.annotate(
+        f"{r['budget']:g}",
+        (r[opt_x1], r[opt_x2]),
+        xytext=(-5, 5),
+        textcoords="offset points",
+        ha="right",
+        color="white",
+        fontsize=6,
+    )
 ax.scatter(data[x1], data[x2], marker="+", color="0.85", s=12, label="measured")
-ax.set(xscale="log", yscale="log", xlabel=x1, ylabel=x2, xlim=(span1[0], span1[-1]), ylim=(span2[0], span2[-1]),
-       title=f"{label}: iso-loss and budget lines")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel=x1,
+    ylabel=x2,
+    xlim=(span1[0], span1[-1]),
+    ylim=(span2[0], span2[-1]),
+    title=f"{label}: iso-loss and budget lines",
+)
 ax.legend(fontsize=6, loc="lower left", frameon=True, framealpha=0.85)
-save_figure(fig, "scaling_isoloss", pd.concat([surface.assign(kind="surface"), frontier.assign(kind="optimum")], ignore_index=True),
-            caption=f"Predicted loss over frames and tokens per frame ({label}), budget lines T x M = const and the optimal split on each.")
+save_figure(
+    fig,
+    "scaling_isoloss",
+    pd.concat([surface.assign(kind="surface"), frontier.assign(kind="optimum")], ignore_index=True),
+    caption=f"Predicted loss over frames and tokens per frame ({label}), budget lines T x M = const and the optimal split on each.",
+)
 
 # %% [markdown]
 # ## The optimal split as the budget grows
@@ -174,11 +241,19 @@ save_figure(fig, "scaling_isoloss", pd.concat([surface.assign(kind="surface"), f
 fig, ax = figure(aspect=0.8)
 for i, name in enumerate([x1, x2]):
     ax.plot(frontier["budget"], frontier[f"{name}_opt"], marker="o", color=f"C{i}", label=f"{name}*")
-    ax.fill_between(frontier["budget"], frontier[f"{name}_ci_low"], frontier[f"{name}_ci_high"], color=f"C{i}", alpha=0.2, lw=0)
-ax.set(xscale="log", yscale="log", xlabel=f"budget {x1} x {x2}", ylabel="optimal value", title=f"optimal split ({label})")
+    ax.fill_between(
+        frontier["budget"], frontier[f"{name}_ci_low"], frontier[f"{name}_ci_high"], color=f"C{i}", alpha=0.2, lw=0
+    )
+ax.set(
+    xscale="log", yscale="log", xlabel=f"budget {x1} x {x2}", ylabel="optimal value", title=f"optimal split ({label})"
+)
 ax.legend()
-save_figure(fig, "scaling_frontier", frontier,
-            caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap bands.")
+save_figure(
+    fig,
+    "scaling_frontier",
+    frontier,
+    caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap bands.",
+)
 for note in study.frontier_notes(frontier, data, x_columns):
     print(note)
 gains = study.doubling_gains(best, data, x_columns, boot, level)
@@ -203,8 +278,12 @@ for ax, (name, f) in zip(axes[0], fits.items()):
     res_rows.append(pd.DataFrame({"law": name, "pred": pred, "residual_log": f.residuals}))
     ax.title.set_fontsize(7)
 axes[0][0].set_ylabel("log residual")
-save_figure(fig, "scaling_residuals", pd.concat(res_rows, ignore_index=True),
-            caption="Log residuals of each fitted law against its prediction.")
+save_figure(
+    fig,
+    "scaling_residuals",
+    pd.concat(res_rows, ignore_index=True),
+    caption="Log residuals of each fitted law against its prediction.",
+)
 
 # %% [markdown]
 # ## Bootstrap distributions of the chosen law's parameters
@@ -224,7 +303,12 @@ for ax, p in zip(axes[0], best.params):
     ax.locator_params(axis="x", nbins=3)
     ax.tick_params(axis="x", labelsize=6, rotation=30)
 axes[0][0].set_ylabel(f"{len(boot)} resamples")
-save_figure(fig, "scaling_bootstrap", boot, caption=f"Bootstrap distributions of the {label} parameters with {level:.0%} percentile intervals.")
+save_figure(
+    fig,
+    "scaling_bootstrap",
+    boot,
+    caption=f"Bootstrap distributions of the {label} parameters with {level:.0%} percentile intervals.",
+)
 ci
 
 # %% [markdown]
@@ -233,4 +317,6 @@ ci
 # `studio.studies.scaling_laws`). Claims about the measurements are not judged on the synthetic example.
 
 # %%
-save_verdicts(study.verdicts(chinchilla=chinchilla, table=table, gains=gains, x=x_columns, source=source), "scaling_laws")
+save_verdicts(
+    study.verdicts(chinchilla=chinchilla, table=table, gains=gains, x=x_columns, source=source), "scaling_laws"
+)

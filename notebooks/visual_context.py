@@ -11,13 +11,13 @@
 # optimal split, and says whether the small-scale result agrees with Opt-Visor.
 
 # %% tags=["parameters"]
-seed: int = 0                          # seeds the notebook; each cell's seeds come from the sweep config
-sweep_profile: str = "default"         # profile of experiments/sweeps/visual_context.yaml to run or load
-launcher: str = "local"                # "local" (this machine) or "submitit" (SLURM, or its local executor)
-workers: int | None = None             # local launcher: cells trained at once (None: the sweep profile's, 2 by default)
-law: str = "additive"                  # scaling law fitted to the (T, M) surface (see studio.scaling)
+seed: int = 0  # seeds the notebook; each cell's seeds come from the sweep config
+sweep_profile: str = "default"  # profile of experiments/sweeps/visual_context.yaml to run or load
+launcher: str = "local"  # "local" (this machine) or "submitit" (SLURM, or its local executor)
+workers: int | None = None  # local launcher: cells trained at once (None: the sweep profile's, 2 by default)
+law: str = "additive"  # scaling law fitted to the (T, M) surface (see studio.scaling)
 budgets: list[int] = [4, 16, 64, 256, 1024]  # T*M budgets for the optimal-split curve
-min_line_cells: int = 3                # a budget line is drawn when it holds at least this many cells
+min_line_cells: int = 3  # a budget line is drawn when it holds at least this many cells
 
 # %%
 import numpy as np
@@ -33,8 +33,12 @@ runs = vc.run_cells(sweep_profile, launcher=launcher, workers=workers)
 table = vc.results_table(runs)
 tasks = vc.task_names(table)
 spread = vc.seed_spread(table)  # the noise each metric shows between seeds: what --check tolerates
-save_table(table, "visual_context_results", tolerance=vc.tolerance(table, spread),
-           caption="One row per trained cell: frames, tokens per frame, strategies, seed, held-out loss and accuracy per task.")
+save_table(
+    table,
+    "visual_context_results",
+    tolerance=vc.tolerance(table, spread),
+    caption="One row per trained cell: frames, tokens per frame, strategies, seed, held-out loss and accuracy per task.",
+)
 print(vc.describe_runs(runs, table))
 vc.by_cell(table).round(3)
 
@@ -48,17 +52,37 @@ vc.by_cell(table).round(3)
 fig, axes = figure(2)
 for ax, value, title in zip(axes, ["val_loss", "val_acc"], ["held-out loss", "held-out accuracy"]):
     grid = vc.surface(table, value)
-    im = ax.imshow(grid.to_numpy(), cmap="viridis_r" if value == "val_loss" else "viridis", origin="lower",
-                   aspect="auto")
+    im = ax.imshow(
+        grid.to_numpy(), cmap="viridis_r" if value == "val_loss" else "viridis", origin="lower", aspect="auto"
+    )
     for (i, j), v in np.ndenumerate(grid.to_numpy()):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if (v > np.nanmean(grid.to_numpy())) == (value == "val_loss") else "black")
-    ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
-           yticklabels=grid.index, xlabel="tokens per frame M", ylabel="frames T", title=title)
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if (v > np.nanmean(grid.to_numpy())) == (value == "val_loss") else "black",
+            )
+    ax.set(
+        xticks=range(grid.shape[1]),
+        xticklabels=grid.columns,
+        yticks=range(grid.shape[0]),
+        yticklabels=grid.index,
+        xlabel="tokens per frame M",
+        ylabel="frames T",
+        title=title,
+    )
     fig.colorbar(im, ax=ax, shrink=0.8)
-save_figure(fig, "visual_context_grid", vc.default_cells(table), tolerance=vc.tolerance(vc.default_cells(table), spread),
-            caption="Held-out loss and accuracy of the tiny video-LM over frames x tokens per frame (mean of seeds).")
+save_figure(
+    fig,
+    "visual_context_grid",
+    vc.default_cells(table),
+    tolerance=vc.tolerance(vc.default_cells(table), spread),
+    caption="Held-out loss and accuracy of the tiny video-LM over frames x tokens per frame (mean of seeds).",
+)
 
 # %% [markdown]
 # ## Per task: which question needs frames, which needs tokens
@@ -72,14 +96,33 @@ cells = vc.default_cells(table)
 for ax, task in zip(axes, tasks):
     for k, (M, g) in enumerate(cells.groupby("tokens_per_frame")):
         s = g.groupby("frames")[f"val_acc_{task}"].agg(["mean", "min", "max"])
-        ax.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]], marker="o",
-                    color=f"C{k}", capsize=2, label=f"M = {M}")
+        ax.errorbar(
+            s.index,
+            s["mean"],
+            yerr=[s["mean"] - s["min"], s["max"] - s["mean"]],
+            marker="o",
+            color=f"C{k}",
+            capsize=2,
+            label=f"M = {M}",
+        )
     ax.axhline(0.1, ls=":", color="0.4", lw=1)
-    ax.set(xscale="log", xticks=sorted(cells["frames"].unique()), xticklabels=sorted(cells["frames"].unique()),
-           xlabel="frames T", ylabel="held-out accuracy", title=task, ylim=(0, 1.02))
+    ax.set(
+        xscale="log",
+        xticks=sorted(cells["frames"].unique()),
+        xticklabels=sorted(cells["frames"].unique()),
+        xlabel="frames T",
+        ylabel="held-out accuracy",
+        title=task,
+        ylim=(0, 1.02),
+    )
 axes[0].legend(loc="lower right", fontsize=7)
-save_figure(fig, "visual_context_tasks", cells, tolerance=vc.tolerance(cells, spread),
-            caption="Accuracy per task against frames T for each M (bars: range over seeds): retrieval needs frames, the spatial question needs tokens.")
+save_figure(
+    fig,
+    "visual_context_tasks",
+    cells,
+    tolerance=vc.tolerance(cells, spread),
+    caption="Accuracy per task against frames T for each M (bars: range over seeds): retrieval needs frames, the spatial question needs tokens.",
+)
 
 # %% [markdown]
 # ## Budget lines: the same number of visual tokens, split differently
@@ -91,8 +134,9 @@ lines = vc.budget_lines(table, min_cells=min_line_cells)
 pairs = vc.frames_vs_tokens(table)
 fig, ax = figure()
 for k, (budget, g) in enumerate(lines.groupby("budget")):
-    ax.errorbar(g["frames"], g["mean"], yerr=g["std"].fillna(0), marker="o", color=f"C{k}", capsize=2,
-                label=f"T*M = {budget}")
+    ax.errorbar(
+        g["frames"], g["mean"], yerr=g["std"].fillna(0), marker="o", color=f"C{k}", capsize=2, label=f"T*M = {budget}"
+    )
     best = g[g["best"]]
     ax.scatter(best["frames"], best["mean"], s=90, facecolor="none", edgecolor=f"C{k}", lw=1.5)
 ax.set(xscale="log", xlabel="frames T (M = budget / T)", ylabel="held-out loss")
@@ -100,8 +144,13 @@ if not lines.empty:
     ax.set_xticks(sorted(lines["frames"].unique()), labels=sorted(lines["frames"].unique()))
 ax.legend()
 line_data = lines if not lines.empty else pairs
-save_figure(fig, "visual_context_budget_lines", line_data, tolerance=vc.tolerance(line_data, spread),
-            caption="Held-out loss along fixed T*M budgets (circled: the best split on each line).")
+save_figure(
+    fig,
+    "visual_context_budget_lines",
+    line_data,
+    tolerance=vc.tolerance(line_data, spread),
+    caption="Held-out loss along fixed T*M budgets (circled: the best split on each line).",
+)
 print(vc.verdict_frames(pairs, lines, table).line())
 
 # %% [markdown]
@@ -116,17 +165,39 @@ pairs_of = contrasts.groupby(["comparison", "frames", "tokens_per_frame"], sort=
 fig, ax = figure(width=5.5, aspect=0.15 + 0.08 * max(1, pairs_of.ngroups))
 for y, (_, g) in enumerate(pairs_of):
     ax.plot([g["default"].mean(), g["other"].mean()], [y, y], color="0.7", lw=1, zorder=1)
-    ax.scatter(g["default"], [y] * len(g), color="C0", marker="o", s=18, zorder=2,
-               label="default: mean pooling, uniform frames" if y == 0 else None)
-    ax.scatter(g["other"], [y] * len(g), color="C3", marker="s", s=18, zorder=2,
-               label="alternative strategy" if y == 0 else None)
-ax.set(yticks=range(pairs_of.ngroups), yticklabels=[f"{n.split('_')[0]}s: {n.split(': ')[1]}, T={T}, M={M}"
-                                                    for n, T, M in pairs_of.groups],
-       xlabel="held-out loss (one point per seed)", ylim=(-0.6, pairs_of.ngroups - 0.4))
+    ax.scatter(
+        g["default"],
+        [y] * len(g),
+        color="C0",
+        marker="o",
+        s=18,
+        zorder=2,
+        label="default: mean pooling, uniform frames" if y == 0 else None,
+    )
+    ax.scatter(
+        g["other"],
+        [y] * len(g),
+        color="C3",
+        marker="s",
+        s=18,
+        zorder=2,
+        label="alternative strategy" if y == 0 else None,
+    )
+ax.set(
+    yticks=range(pairs_of.ngroups),
+    yticklabels=[f"{n.split('_')[0]}s: {n.split(': ')[1]}, T={T}, M={M}" for n, T, M in pairs_of.groups],
+    xlabel="held-out loss (one point per seed)",
+    ylim=(-0.6, pairs_of.ngroups - 0.4),
+)
 ax.legend(fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
 strategy_data = contrasts if not contrasts.empty else table
-save_figure(fig, "visual_context_strategies", strategy_data, tolerance=vc.tolerance(strategy_data, spread),
-            caption="Held-out loss of the default strategies against the alternatives at equal (T, M), per seed.")
+save_figure(
+    fig,
+    "visual_context_strategies",
+    strategy_data,
+    tolerance=vc.tolerance(strategy_data, spread),
+    caption="Held-out loss of the default strategies against the alternatives at equal (T, M), per seed.",
+)
 print(vc.verdict_pooling(vc.strategy_contrast(table, "token_strategy", "mean", "sample")).line())
 contrasts.round(3)
 
@@ -148,22 +219,45 @@ for k, M in enumerate(sorted(fit_data["tokens_per_frame"].unique())):
     g = fit_data[fit_data["tokens_per_frame"] == M]
     # line style and marker per M as well as colour: fitted curves of saturated M lie on top of each other
     axes[0].scatter(g["frames"], g["val_loss"], color=f"C{k}", s=12, marker="osD^v"[k % 5], label=f"M = {M}")
-    axes[0].plot(Ts, fitted.predict({"frames": Ts, "tokens_per_frame": np.full_like(Ts, M)}), color=f"C{k}",
-                 lw=1.2, ls=["-", "--", ":", "-."][k % 4])
-axes[0].set(xscale="log", xlabel="frames T", ylabel="held-out loss", title=f"{law} law fit",
-            xticks=sorted(fit_data["frames"].unique()), xticklabels=sorted(fit_data["frames"].unique()))
+    axes[0].plot(
+        Ts,
+        fitted.predict({"frames": Ts, "tokens_per_frame": np.full_like(Ts, M)}),
+        color=f"C{k}",
+        lw=1.2,
+        ls=["-", "--", ":", "-."][k % 4],
+    )
+axes[0].set(
+    xscale="log",
+    xlabel="frames T",
+    ylabel="held-out loss",
+    title=f"{law} law fit",
+    xticks=sorted(fit_data["frames"].unique()),
+    xticklabels=sorted(fit_data["frames"].unique()),
+)
 axes[0].legend(fontsize=6)
 axes[1].plot(frontier["budget"], frontier["frames_opt"], color="C0", label="fitted optimum T*")
 if not lines.empty:
     best = lines[lines["best"]]
     axes[1].scatter(best["budget"], best["frames"], color="C3", zorder=3, label="best measured cell")
-axes[1].set(xscale="log", yscale="log", xlabel="budget T*M (visual tokens)", ylabel="frames T at the optimum",
-            title="optimal split", xticks=budgets, xticklabels=budgets, yticks=[1, 2, 4, 8, 16, 32, 64],
-            yticklabels=[1, 2, 4, 8, 16, 32, 64])
+axes[1].set(
+    xscale="log",
+    yscale="log",
+    xlabel="budget T*M (visual tokens)",
+    ylabel="frames T at the optimum",
+    title="optimal split",
+    xticks=budgets,
+    xticklabels=budgets,
+    yticks=[1, 2, 4, 8, 16, 32, 64],
+    yticklabels=[1, 2, 4, 8, 16, 32, 64],
+)
 axes[1].minorticks_off()
 axes[1].legend(fontsize=7)
-save_figure(fig, "visual_context_fit", frontier,
-            caption="Scaling-law fit of held-out loss over (T, M) and the optimal number of frames for each T*M budget.")
+save_figure(
+    fig,
+    "visual_context_fit",
+    frontier,
+    caption="Scaling-law fit of held-out loss over (T, M) and the optimal number of frames for each T*M budget.",
+)
 frontier.round(3)
 
 # %% [markdown]
@@ -174,6 +268,8 @@ frontier.round(3)
 # %%
 save_verdicts(vc.verdicts(table, min_line_cells), "visual_context")
 print(vc.fit_sentence(frontier, law))
-print("Where the optimum sits is a property of this workload: needles lasting 8 of 32 frames make T = 4 the "
-      "smallest T that always sees one, and 8-pixel digits make a 2 x 2 pooled grid enough to tell left "
-      "from right; change needle_frames or digit_size in the sweep config and the optimum moves.")
+print(
+    "Where the optimum sits is a property of this workload: needles lasting 8 of 32 frames make T = 4 the "
+    "smallest T that always sees one, and 8-pixel digits make a 2 x 2 pooled grid enough to tell left "
+    "from right; change needle_frames or digit_size in the sweep config and the optimum moves."
+)

@@ -1,4 +1,5 @@
 """studio: a research workbench for how multimodal LLMs use visual context."""
+
 __version__ = "0.1.0"
 
 # First, before numpy or torch load: the numerical path of this process and of every child it starts

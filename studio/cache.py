@@ -15,6 +15,7 @@
 - **Built once under a lock** (the `filelock` package): concurrent sweep workers wait for the builder.
   Temporary folders left by killed builders are removed before the next build.
 """
+
 from __future__ import annotations
 
 import functools
@@ -105,8 +106,7 @@ def _sha256(path: Path) -> str:
 
 
 def write_checksums(folder: Path) -> None:
-    sums = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-            for p in _files(folder)}
+    sums = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(folder)}
     (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
 
 
@@ -162,8 +162,15 @@ def move_aside(folder: Path, reason: str, log: Callable[[str], None] = print) ->
     return aside
 
 
-def cached(kind: str, config: Mapping, build: Callable[[Path], object], *, code: str,
-           root: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
+def cached(
+    kind: str,
+    config: Mapping,
+    build: Callable[[Path], object],
+    *,
+    code: str,
+    root: str | os.PathLike | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """The folder CACHE/kind/KEY holding what `build(folder)` wrote for this config and code.
 
     kind: a name for the artefact family (a folder under the cache root).
@@ -186,8 +193,10 @@ def cached(kind: str, config: Mapping, build: Callable[[Path], object], *, code:
         tmp.mkdir()
         try:
             build(tmp)
-            (tmp / "config.json").write_text(json.dumps({"kind": kind, "config": dict(config), "code": code},
-                                                        indent=1, sort_keys=True, default=str) + "\n")
+            (tmp / "config.json").write_text(
+                json.dumps({"kind": kind, "config": dict(config), "code": code}, indent=1, sort_keys=True, default=str)
+                + "\n"
+            )
             write_checksums(tmp)
             os.replace(tmp, folder)
         except BaseException:
@@ -201,5 +210,7 @@ def load_checked(folder: Path, load: Callable[[Path], object]):
     try:
         return load(folder)
     except Exception as e:  # safetensors, numpy and torch each raise their own types for a bad file
-        raise CacheError(f"cannot read the cached artefact {paths.relative(folder)}: {type(e).__name__}: {e}; "
-                         f"delete that folder to rebuild it") from e
+        raise CacheError(
+            f"cannot read the cached artefact {paths.relative(folder)}: {type(e).__name__}: {e}; "
+            f"delete that folder to rebuild it"
+        ) from e

@@ -1,7 +1,8 @@
 """Configuration as plain typed dataclasses, with unknown keys refused loudly (nanoGPT's rule).
 
-    cfg = from_dict(CellConfig, {"frames": 8, "tokens_per_frame": 4})   # a typo raises, naming the valid keys
+cfg = from_dict(CellConfig, {"frames": 8, "tokens_per_frame": 4})   # a typo raises, naming the valid keys
 """
+
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass, replace

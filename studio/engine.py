@@ -22,13 +22,10 @@ Each checkpoint's size and sha256 go to last.ckpt.sha256 (with the previous one'
 matching neither (truncated, zeroed) is named on stderr, moved aside (last.ckpt.bad-TIME) and the cell
 restarts from step 0. For sweeps: `train_cell.check_config` and `train_cell.required_metrics`.
 """
+
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -37,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio import paths
+from studio import checkpoint
+from studio.checkpoint import load_checkpoint, step_checkpointer
 from studio.config import from_dict
 from studio.data.video import VideoConfig
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
@@ -45,7 +43,7 @@ from studio.errors import ParameterError
 from studio.models.frame_encoder import FrameEncoderConfig, feature_bank
 from studio.models.selection import FRAME_STRATEGIES, TOKEN_STRATEGIES, FrameSelector, TokenSelector
 from studio.models.video_lm import Projector, VideoLM, build_llama
-from studio.repro import atomic_write_text, cpu_threads, seed_everything
+from studio.repro import cpu_threads, seed_everything
 from studio.training import OptimConfig, make_trainer, quiet_lightning
 
 
@@ -54,9 +52,9 @@ class CellConfig:
     """One cell. Flat, JSON-able; `tasks` is a list of task names or a 'a+b' string."""
 
     # what the LM sees
-    frames: int = 4                  # T frames selected from the raw frames
-    tokens_per_frame: int = 4        # M tokens per selected frame
-    token_strategy: str = "mean"     # mean | sample | attention
+    frames: int = 4  # T frames selected from the raw frames
+    tokens_per_frame: int = 4  # M tokens per selected frame
+    token_strategy: str = "mean"  # mean | sample | attention
     frame_strategy: str = "uniform"  # uniform | mean | keyframes
     # workload
     tasks: tuple[str, ...] = ("retrieval", "spatial")
@@ -66,20 +64,20 @@ class CellConfig:
     digit_size: int = 8
     needle_frames: int = 8
     distractors: int = 2
-    train_videos: int = 6000         # size of the fixed bank of training videos (features cached)
+    train_videos: int = 6000  # size of the fixed bank of training videos (features cached)
     val_videos: int = 1024
-    data_seed: int = 0               # which videos are in the banks
+    data_seed: int = 0  # which videos are in the banks
     # frame encoder (pretrained once per value of these, frozen)
     encoder_steps: int = 1200
     encoder_seed: int = 0
     # model and optimisation
-    seed: int = 0                    # model init and batch order
-    steps: int = 600                 # these defaults are the sweep's default profile
+    seed: int = 0  # model init and batch order
+    steps: int = 600  # these defaults are the sweep's default profile
     batch_size: int = 48
     width: int = 64
     layers: int = 2
     heads: int = 4
-    mlp_ratio: int = 2               # the LM's gated MLP width / width (2: ~0.65x the step time of 4 at width 64)
+    mlp_ratio: int = 2  # the LM's gated MLP width / width (2: ~0.65x the step time of 4 at width 64)
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
@@ -91,10 +89,10 @@ class CellConfig:
     precision: str = "32-true"
     progress: bool = False
     val_batch_size: int = 256
-    checkpoint_every: int = 0        # steps between resumable checkpoints in run_dir (0: none)
-    threads: int = 1                 # torch CPU threads for this run (0: leave as is); 1 avoids the
-                                     # oversubscription that made steps 7x slower on a busy 2-core box
-    trainer: dict | None = None      # a sweep's `trainer:` block; its keys override the five above
+    checkpoint_every: int = 0  # steps between resumable checkpoints in run_dir (0: none)
+    threads: int = 1  # torch CPU threads for this run (0: leave as is); 1 avoids the
+    # oversubscription that made steps 7x slower on a busy 2-core box
+    trainer: dict | None = None  # a sweep's `trainer:` block; its keys override the five above
 
     TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
 
@@ -120,13 +118,20 @@ class CellConfig:
         return from_dict(cls, d)
 
     def video(self) -> VideoConfig:
-        return VideoConfig(frames=self.raw_frames, size=self.frame_size, digit_size=self.digit_size,
-                           needle_frames=self.needle_frames, distractors=self.distractors,
-                           tasks=self.tasks, task_weights=self.task_weights)
+        return VideoConfig(
+            frames=self.raw_frames,
+            size=self.frame_size,
+            digit_size=self.digit_size,
+            needle_frames=self.needle_frames,
+            distractors=self.distractors,
+            tasks=self.tasks,
+            task_weights=self.task_weights,
+        )
 
     def encoder(self) -> FrameEncoderConfig:
-        return FrameEncoderConfig(size=self.frame_size, digit_size=self.digit_size, steps=self.encoder_steps,
-                             seed=self.encoder_seed)
+        return FrameEncoderConfig(
+            size=self.frame_size, digit_size=self.digit_size, steps=self.encoder_steps, seed=self.encoder_seed
+        )
 
 
 def check_config(config: dict) -> None:
@@ -139,9 +144,12 @@ def check_config(config: dict) -> None:
             raise ValueError(f"token_strategy must be one of {list(TOKEN_STRATEGIES)}, got {cfg.token_strategy!r}")
         if cfg.frame_strategy not in FRAME_STRATEGIES:
             raise ValueError(f"frame_strategy must be one of {list(FRAME_STRATEGIES)}, got {cfg.frame_strategy!r}")
-        for name, ok, want in (("frames", int(cfg.frames) <= int(cfg.raw_frames), f"<= raw_frames={cfg.raw_frames}"),
-                               ("lr", float(cfg.lr) > 0, "> 0"), ("weight_decay", float(cfg.weight_decay) >= 0, ">= 0"),
-                               ("warmup", 0 <= float(cfg.warmup) < 1, "in [0, 1)")):
+        for name, ok, want in (
+            ("frames", int(cfg.frames) <= int(cfg.raw_frames), f"<= raw_frames={cfg.raw_frames}"),
+            ("lr", float(cfg.lr) > 0, "> 0"),
+            ("weight_decay", float(cfg.weight_decay) >= 0, ">= 0"),
+            ("warmup", 0 <= float(cfg.warmup) < 1, "in [0, 1)"),
+        ):
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(cfg, name)!r}")
     except (TypeError, ValueError) as e:
@@ -158,8 +166,16 @@ def default_cell_config() -> dict:
 class _TrainBatches(torch.utils.data.Dataset):
     """Item i = training batch number i: a pure function of (seed, i), sharded across DDP ranks."""
 
-    def __init__(self, bank: dict, answer: np.ndarray, batch_size: int, seed: int, rank: int = 0, world: int = 1,
-                 frames: np.ndarray | None = None):
+    def __init__(
+        self,
+        bank: dict,
+        answer: np.ndarray,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        frames: np.ndarray | None = None,
+    ):
         self.bank, self.answer, self.B, self.seed, self.frames = bank, answer, batch_size, seed, frames
         self.rank, self.world, self.N = rank, world, len(bank["task"])
         self._perms: dict[int, np.ndarray] = {}
@@ -174,16 +190,23 @@ class _TrainBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         per_epoch = self.N // self.B
-        idx = self._perm(i // per_epoch)[(i % per_epoch) * self.B:(i % per_epoch + 1) * self.B]
-        idx = np.sort(idx[self.rank::self.world])  # sorted reads are faster on the memmap
+        idx = self._perm(i // per_epoch)[(i % per_epoch) * self.B : (i % per_epoch + 1) * self.B]
+        idx = np.sort(idx[self.rank :: self.world])  # sorted reads are faster on the memmap
         return _to_batch(self.bank, self.answer, idx, self.frames)
 
 
 class _ValBatches(torch.utils.data.Dataset):
-    def __init__(self, bank: dict, answer: np.ndarray, batch_size: int, rank: int = 0, world: int = 1,
-                 frames: np.ndarray | None = None):
+    def __init__(
+        self,
+        bank: dict,
+        answer: np.ndarray,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+        frames: np.ndarray | None = None,
+    ):
         idx = np.arange(len(bank["task"]))[rank::world]
-        self.chunks = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        self.chunks = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
         self.bank, self.answer, self.frames = bank, answer, frames
 
     def __len__(self):
@@ -197,8 +220,11 @@ def _to_batch(bank: dict, answer: np.ndarray, idx: np.ndarray, frames: np.ndarra
     """features (B, F or T, P, C) float16 (cast in the model); with `frames`, only those raw frames are
     read -- for uniform frame sampling the selector then has nothing left to do (see FrameSelector)."""
     feats = bank["features"][idx] if frames is None else bank["features"][idx[:, None], frames[None, :]]
-    return {"features": torch.from_numpy(np.ascontiguousarray(feats)),
-            "task": torch.from_numpy(bank["task"][idx]), "answer_id": torch.from_numpy(answer[idx])}
+    return {
+        "features": torch.from_numpy(np.ascontiguousarray(feats)),
+        "task": torch.from_numpy(bank["task"][idx]),
+        "answer_id": torch.from_numpy(answer[idx]),
+    }
 
 
 def build_module(cfg: CellConfig, feature_dim: int, grid: int) -> VideoLM:
@@ -214,8 +240,9 @@ def build_module(cfg: CellConfig, feature_dim: int, grid: int) -> VideoLM:
         questions=torch.from_numpy(question_table()),
         ids={"bos": vocab["<bos>"], "answer": vocab["answer"]},
         # every field given, as before the one OptimConfig (AdamW's default betas, as VideoLM always used)
-        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), warmup=cfg.warmup,
-                          steps=cfg.steps),
+        optim=OptimConfig(
+            lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), warmup=cfg.warmup, steps=cfg.steps
+        ),
         tasks=cfg.tasks,
     )
 
@@ -242,99 +269,12 @@ def _datamodule(cfg: CellConfig, bank: dict, start_step: int = 0):
 
         def train_dataloader(self):
             # batch numbers start where a resumed run stopped (start_step 0 otherwise)
-            return torch.utils.data.DataLoader(self.train_set, batch_size=None,
-                                               sampler=range(start_step, cfg.steps))
+            return torch.utils.data.DataLoader(self.train_set, batch_size=None, sampler=range(start_step, cfg.steps))
 
         def val_dataloader(self):
             return torch.utils.data.DataLoader(self.val_set, batch_size=None, shuffle=False)
 
     return BankData()
-
-
-def _checkpointer(path: Path, every: int, steps: int, start_step: int = 0, state: dict | None = None):
-    """A callback that saves {step, module, optimizer, scheduler} to `path` every `every` steps (atomically:
-    written to PATH.tmp.PID, then renamed) and, given the `state` of such a file, restores the optimizer
-    and the learning-rate schedule when training starts. The module's weights are loaded by the caller.
-
-    Lightning's own resume (fit(ckpt_path=...)) is not used: with batches numbered by step, a run restored
-    from an end-of-epoch checkpoint was fed the epoch's first batch again and stopped early. Restarting
-    Lightning for the remaining steps, with optimizer and schedule restored, gives the uninterrupted
-    run's numbers (tested).
-    """
-    import lightning as L
-
-    class Checkpoint(L.Callback):
-        def on_train_start(self, trainer, module):
-            if state is not None:
-                trainer.optimizers[0].load_state_dict(state["optimizer"])
-                trainer.lr_scheduler_configs[0].scheduler.load_state_dict(state["scheduler"])
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            step = start_step + trainer.global_step
-            if step % every or step >= steps:  # the last step needs none: metrics.json is the record
-                return
-            if trainer.is_global_zero:
-                payload = {"step": step, "module": module.state_dict(),
-                           "optimizer": trainer.optimizers[0].state_dict(),
-                           "scheduler": trainer.lr_scheduler_configs[0].scheduler.state_dict()}
-                tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-                torch.save(payload, tmp)
-                _record_checksum(path, tmp, step)
-                os.replace(tmp, path)
-
-    return Checkpoint()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _sums_path(ckpt: Path) -> Path:  # last.ckpt.sha256
-    return ckpt.with_name(ckpt.name + ".sha256")
-
-
-def _recorded(ckpt: Path) -> list[dict]:
-    try:
-        records = json.loads(_sums_path(ckpt).read_text())
-    except (OSError, ValueError):
-        records = []
-    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-
-
-def _record_checksum(ckpt: Path, written: Path, step: int) -> None:
-    """Before `written` replaces `ckpt`: its size and sha256, then ckpt's (a kill before the rename leaves a match)."""
-    new = {"step": step, "bytes": written.stat().st_size, "sha256": _sha256(written)}
-    atomic_write_text(_sums_path(ckpt), json.dumps([new, *_recorded(ckpt)[:1]]) + "\n")
-
-
-def _load_checkpoint(ckpt: Path) -> dict | None:
-    """`ckpt`'s state when it matches its recorded checksum and loads; else None, after naming it and moving it aside."""
-    size, records = ckpt.stat().st_size, _recorded(ckpt)
-    matches = [r for r in records if r.get("bytes") == size]
-    if not records:
-        problem = f"no checksum recorded ({_sums_path(ckpt).name} missing or unreadable)"
-    elif not matches:
-        problem = f"{size} bytes, but {' or '.join(str(r.get('bytes')) for r in records)} were written"
-    elif _sha256(ckpt) not in {r.get("sha256") for r in matches}:
-        problem = "does not match its recorded sha256"
-    else:
-        try:
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and {"step", "module", "optimizer", "scheduler"} <= set(state):
-                return state
-            problem = "not a train_cell checkpoint"
-        except Exception as e:  # torch raises its own types for a damaged zip
-            problem = f"unreadable ({type(e).__name__}: {e})"
-    aside = ckpt.with_name(f"{ckpt.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    os.replace(ckpt, aside)
-    _sums_path(ckpt).unlink(missing_ok=True)
-    print(f"train_cell: checkpoint {paths.relative(ckpt)}: {problem}; moved aside to {aside.name}; "
-          f"the cell restarts from step 0", file=sys.stderr)
-    return None
 
 
 def train_cell(config: dict, run_dir: Path) -> dict:
@@ -362,16 +302,30 @@ def _train(cfg: CellConfig, run_dir) -> dict:
 
     ckpt, state, start = run_dir / "last.ckpt", None, 0
     if cfg.checkpoint_every and ckpt.is_file():  # a killed run of this cell: go on from its checkpoint
-        state = _load_checkpoint(ckpt)
+        state = load_checkpoint(ckpt)
         if state is not None:
             module.load_state_dict(state["module"])
             start = int(state["step"])
-    callbacks = [_checkpointer(ckpt, int(cfg.checkpoint_every), int(cfg.steps), start, state)] if cfg.checkpoint_every else []
+    callbacks = (
+        [step_checkpointer(ckpt, int(cfg.checkpoint_every), int(cfg.steps), start, state)]
+        if cfg.checkpoint_every
+        else []
+    )
     trainer = make_trainer(  # the flags this cell always passed; the rest are make_trainer's fixed ones
-        log_dir=run_dir, progress=cfg.progress,
-        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, num_nodes=cfg.num_nodes,
-        precision=cfg.precision, max_steps=cfg.steps - start, max_epochs=1, check_val_every_n_epoch=2,
-        callbacks=callbacks, deterministic=True, use_distributed_sampler=False, default_root_dir=str(run_dir),
+        log_dir=run_dir,
+        progress=cfg.progress,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision,
+        max_steps=cfg.steps - start,
+        max_epochs=1,
+        check_val_every_n_epoch=2,
+        callbacks=callbacks,
+        deterministic=True,
+        use_distributed_sampler=False,
+        default_root_dir=str(run_dir),
         log_every_n_steps=max(1, min(50, cfg.steps // 10)),  # 50 as always; ~10 curve points for short cells
     )
     t0 = time.perf_counter()
@@ -379,20 +333,25 @@ def _train(cfg: CellConfig, run_dir) -> dict:
     trainer.fit(module, datamodule=data)  # no validation inside fit ...
     train_time = time.perf_counter() - t0
     if trainer.is_global_zero:
-        ckpt.unlink(missing_ok=True)
-        _sums_path(ckpt).unlink(missing_ok=True)
+        checkpoint.remove(ckpt)
     train_loss = trainer.callback_metrics.get("train/loss")  # the last step's loss (validate resets these)
-    trainer.validate(module, datamodule=data, verbose=False)   # ... one pass over the val bank at the end
+    trainer.validate(module, datamodule=data, verbose=False)  # ... one pass over the val bank at the end
     m = module.val_metrics
     out = {"val_loss": m["val/loss"], "val_acc": m["val/acc"]}
     for task in cfg.tasks:
         out[f"val_acc_{task}"] = m.get(f"val/acc_{task}", float("nan"))
         out[f"val_loss_{task}"] = m.get(f"val/loss_{task}", float("nan"))
-    out.update({"train_loss": float(train_loss) if train_loss is not None else float("nan"),
-                "seconds": round(train_time, 3), "steps": start + int(trainer.global_step), "n_params": int(n_params),
-                "resumed_from_step": start,
-                "visual_tokens": int(cfg.frames) * int(cfg.tokens_per_frame),
-                "encoder_acc_digit_cells": float(bank["info"]["encoder"].get("test_acc_digit_cells", float("nan")))})
+    out.update(
+        {
+            "train_loss": float(train_loss) if train_loss is not None else float("nan"),
+            "seconds": round(train_time, 3),
+            "steps": start + int(trainer.global_step),
+            "n_params": int(n_params),
+            "resumed_from_step": start,
+            "visual_tokens": int(cfg.frames) * int(cfg.tokens_per_frame),
+            "encoder_acc_digit_cells": float(bank["info"]["encoder"].get("test_acc_digit_cells", float("nan"))),
+        }
+    )
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
 
 

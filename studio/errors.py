@@ -3,6 +3,7 @@
 They live on the floor so that every layer (sweeps, the workbench, studies) raises the same classes
 and the CLI can tell a user's mistake (one line, exit 2) from a bug (a traceback).
 """
+
 from __future__ import annotations
 
 

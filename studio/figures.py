@@ -4,6 +4,7 @@
 into the current run's figures/ folder (see `paths.figure_output_dir`), and records a one-line
 caption. `studio figures` later copies them into figures/ and writes figures/MANIFEST.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,17 +36,19 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 def use_style() -> None:
     """Apply the project style (idempotent). Notebooks call it once; save_figure does not restyle."""
     sns.set_theme(context="paper", style="ticks", palette=PALETTE, font_scale=1.0)
-    matplotlib.rcParams.update({
-        "figure.dpi": 110,
-        "savefig.dpi": 200,
-        "savefig.bbox": "tight",
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "legend.frameon": False,
-        "image.cmap": SEQUENTIAL,
-        "pdf.fonttype": 42,  # editable text in the PDF
-        "svg.hashsalt": "studio",
-    })
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 200,
+            "savefig.bbox": "tight",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "legend.frameon": False,
+            "image.cmap": SEQUENTIAL,
+            "pdf.fonttype": 42,  # editable text in the PDF
+            "svg.hashsalt": "studio",
+        }
+    )
 
 
 def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None, aspect: float = 0.75, **kw):
@@ -66,8 +69,9 @@ class Saved(dict):
         printer.text(repr(self))
 
 
-def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None,
-                tolerance: dict[str, float] | None = None) -> dict:
+def save_figure(
+    fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None, tolerance: dict[str, float] | None = None
+) -> dict:
     """Save `fig` as NAME.png and NAME.pdf and `data` (what the figure shows) as NAME.csv.
 
     Wall-clock columns (WALL_CLOCK_COLUMNS) are left out of the CSV: the same seed must give the
@@ -84,11 +88,13 @@ def save_figure(fig, name: str, data: pd.DataFrame, caption: str = "", *, out_di
         raise ValueError(f"figure {name!r}: data must be a non-empty DataFrame (what the figure shows)")
     out = Path(out_dir) if out_dir is not None else paths.figure_output_dir()
     out.mkdir(parents=True, exist_ok=True)
-    written = Saved({
-        "png": out / f"{name}.png",
-        "pdf": out / f"{name}.pdf",
-        "csv": out / f"{name}.csv",
-    })
+    written = Saved(
+        {
+            "png": out / f"{name}.png",
+            "pdf": out / f"{name}.pdf",
+            "csv": out / f"{name}.csv",
+        }
+    )
     # No timestamps in the files: the same data gives the same bytes.
     fig.savefig(written["png"], metadata={"Software": None})
     fig.savefig(written["pdf"], metadata={"CreationDate": None, "ModDate": None, "Producer": None})
@@ -106,8 +112,15 @@ def _tolerance(name: str, data: pd.DataFrame, tolerance) -> dict | None:
     return {c: float(v) for c, v in tolerance.items()}
 
 
-def save_table(data: pd.DataFrame, name: str, caption: str = "", *, out_dir=None, kind: str = "table",
-               tolerance: dict[str, float] | None = None) -> Path:
+def save_table(
+    data: pd.DataFrame,
+    name: str,
+    caption: str = "",
+    *,
+    out_dir=None,
+    kind: str = "table",
+    tolerance: dict[str, float] | None = None,
+) -> Path:
     """Save a results table (NAME.csv) that other notebooks read, tracked in the MANIFEST like a figure."""
     if not _NAME.match(name):
         raise ValueError(f"table name {name!r}: use lower-case letters, digits, '_' and '-'")

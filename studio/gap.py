@@ -1,11 +1,13 @@
-"""`studio.gap`: the public name of the representation-gap metrics (studio.analysis.gap).
+"""`studio.gap`: the public name of the representation-gap metrics.
 
-Kept because users and earlier issues call `studio.gap.modality_gap`, `linear_cka`, ....
-The module object is the implementation package itself (its names are the ones it re-exports); to
-monkeypatch a function for calls made inside the package, patch the module that defines it.
+Kept because users and earlier issues call `studio.gap.modality_gap`, `linear_cka`, `bootstrap`, ...
+The metrics live in studio.analysis.gap, their intervals and layer profiles in
+studio.analysis.gap_bootstrap; this module offers the public names of both.
 """
-import sys
 
-from studio.analysis import gap as _implementation
+from studio.analysis.gap import *  # noqa: F403
+from studio.analysis.gap import __all__ as _metrics
+from studio.analysis.gap_bootstrap import *  # noqa: F403
+from studio.analysis.gap_bootstrap import __all__ as _intervals
 
-sys.modules[__name__] = _implementation
+__all__ = [*_metrics, *_intervals]

@@ -5,6 +5,7 @@ Kept because users and earlier issues call `studio.hf.load_vlm`, `tiny_vlm`, `hf
 The module object is the implementation package itself, so private names stay reachable; since the split a
 monkeypatch must target the defining submodule (e.g. studio.capture.hf.adapter.load_vlm) to reach its callers.
 """
+
 import sys
 
 from studio.capture import hf as _implementation

@@ -19,6 +19,7 @@ without AVX2 and FMA cannot take the path: the mode is then recorded as `fast` w
 
     STUDIO_NUMERICS=fast studio figures      # or `studio figures --fast-numerics`: native kernels
 """
+
 from __future__ import annotations
 
 import os
@@ -115,8 +116,11 @@ def key() -> dict:
 
 def describe() -> dict:
     """For provenance and the MANIFEST: mode, CPU model, torch's CPU capability, the switches set."""
-    info = {"numerics": mode(), "cpu_model": cpu_model(),
-            "numerics_switches": {k: os.environ[k] for k in PINS if k in os.environ}}
+    info = {
+        "numerics": mode(),
+        "cpu_model": cpu_model(),
+        "numerics_switches": {k: os.environ[k] for k in PINS if k in os.environ},
+    }
     if os.environ.get(_REASON):
         info["numerics_note"] = os.environ[_REASON]
     info["torch_cpu_capability"] = torch_cpu_capability()

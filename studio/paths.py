@@ -3,6 +3,7 @@
 Nothing else in `studio` guesses locations from the working directory: notebooks, the runner, the
 sweeps and the tests all ask this module. Set STUDIO_ROOT to point the workbench at another checkout.
 """
+
 from __future__ import annotations
 
 import os

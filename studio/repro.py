@@ -1,4 +1,5 @@
 """Seeding and provenance: what a run needs to be repeated exactly."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,21 @@ from studio import paths
 
 # The packages whose versions change results; recorded in every run's provenance.json.
 TRACKED_PACKAGES = (
-    "studio", "torch", "lightning", "transformers", "tokenizers", "numpy", "scipy", "pandas",
-    "scikit-learn", "matplotlib", "seaborn", "umap-learn", "numba", "papermill", "submitit",
+    "studio",
+    "torch",
+    "lightning",
+    "transformers",
+    "tokenizers",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "umap-learn",
+    "numba",
+    "papermill",
+    "submitit",
 )
 
 _current_seed: int | None = None
@@ -59,8 +73,10 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str | None]:
 
 def git_state(root=paths.ROOT) -> dict:
     """The commit and whether the tracked tree differs from it; None where this is no git checkout."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+
     try:
         head = git("rev-parse", "HEAD")
     except (OSError, subprocess.TimeoutExpired):

@@ -5,6 +5,7 @@
   resampled values, `percentile_interval`.
 `summarise` applies the t interval to a table grouped by its cell columns.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -55,6 +56,13 @@ def summarise(table: pd.DataFrame, by: str | Sequence[str], value: str, level: f
     for group, part in table.groupby(keys, sort=True):
         group = group if isinstance(group, tuple) else (group,)
         mean, lo, hi = t_interval(part[value], level)
-        rows.append({**dict(zip(keys, group)), "mean": mean, "ci_low": lo, "ci_high": hi,
-                     "n_seeds": int(part[value].notna().sum())})
+        rows.append(
+            {
+                **dict(zip(keys, group)),
+                "mean": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_seeds": int(part[value].notna().sum()),
+            }
+        )
     return pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "n_seeds"])

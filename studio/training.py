@@ -9,17 +9,17 @@ own, no model summary, no sanity validation, no Lightning banners) and they scal
 accelerator, devices and strategy come from the caller or stay "auto". With `log_dir` the run writes
 Lightning's CSV logs there (metrics.csv), so a notebook can plot training curves with `curves`.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from dataclasses import dataclass
 
 FIXED = {
     "accelerator": "auto",

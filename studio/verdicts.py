@@ -9,6 +9,7 @@ Each row: claim, paper, verdict (one of VERDICTS), value (the number the verdict
 inside the seed spread is a tie, never "reproduced". The README's Findings section is written from
 these tables (studio.workbench.readme), and `studio figures --check` compares them by their verdicts.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,12 +40,26 @@ class Verdict:
         return f"{self.verdict.upper()}: {self.claim} ({self.paper})\n    {self.evidence}"
 
 
-def verdict(claim: str, paper: str, holds: bool, evidence: str, *, tie: bool = False,
-            value: float | None = None, spread: float | None = None) -> Verdict:
+def verdict(
+    claim: str,
+    paper: str,
+    holds: bool,
+    evidence: str,
+    *,
+    tie: bool = False,
+    value: float | None = None,
+    spread: float | None = None,
+) -> Verdict:
     """A Verdict: a tie when `tie` (the difference is inside the seed spread), else by `holds`."""
     outcome = TIE if tie else (REPRODUCED if bool(holds) else NOT_REPRODUCED)
-    return Verdict(claim, paper, outcome, evidence,
-                   math.nan if value is None else float(value), math.nan if spread is None else float(spread))
+    return Verdict(
+        claim,
+        paper,
+        outcome,
+        evidence,
+        math.nan if value is None else float(value),
+        math.nan if spread is None else float(spread),
+    )
 
 
 def verdict_table(verdicts) -> pd.DataFrame:
@@ -58,6 +73,11 @@ def save_verdicts(verdicts, study: str, *, echo=print, out_dir=None) -> pd.DataF
     table = verdict_table(verdicts)
     for v in verdicts:
         echo(v.line())
-    save_table(table, f"{study}_verdicts", caption=f"Verdicts of the {study} study: claim, paper, outcome, evidence.",
-               kind=KIND, out_dir=out_dir)
+    save_table(
+        table,
+        f"{study}_verdicts",
+        caption=f"Verdicts of the {study} study: claim, paper, outcome, evidence.",
+        kind=KIND,
+        out_dir=out_dir,
+    )
     return table

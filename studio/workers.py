@@ -15,6 +15,7 @@ therefore runs `die_with_parent` first (the pool's initializer):
 - everywhere, a daemon thread that polls the parent's PID and leaves with os._exit when the worker
   has been reparented: it covers systems without prctl and a parent that died before prctl ran.
 """
+
 from __future__ import annotations
 
 import os

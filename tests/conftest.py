@@ -1,4 +1,5 @@
 """Shared fixtures. Tests build the real configuration and shrink it (no separate test configs)."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,12 @@ def sweep_project(tmp_path, monkeypatch):
 
 def toy(**overrides) -> dict:
     """A toy sweep config (no training): 2 x 2 cells of studio.sweep.toy:toy_target."""
-    cfg = {"name": "t", "target": "studio.sweep.toy:toy_target",
-           "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
-           "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]}}
+    cfg = {
+        "name": "t",
+        "target": "studio.sweep.toy:toy_target",
+        "base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "seed": 0},
+        "grid": {"frames": [1, 4], "tokens_per_frame": [1, 4]},
+    }
     cfg.update(overrides)
     return cfg
 

@@ -1,4 +1,5 @@
 """The capture layer on its own: no adapter code imported, the adapter protocol, clear errors."""
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,9 @@ def test_activations_imports_no_adapter_code():
     tree = ast.parse(Path(activations.__file__).read_text())
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    imported += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-                 for a in n.names]
+    imported += [
+        f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module for a in n.names
+    ]
     assert "torch" in imported  # the walk does see the module's imports
     assert not [m for m in imported if m in ("studio.hf", "studio.capture.hf") or m.startswith("studio.capture.hf.")]
 
@@ -43,8 +45,9 @@ def test_a_duck_typed_adapter_gives_names_and_the_modality_mask():
     assert isinstance(adapter, activations.LayerAdapter)
     assert not isinstance(model, activations.LayerAdapter)
     x = torch.randn(2, 5, 4)
-    out, cache = activations.run_with_cache(adapter, {"input_ids": torch.zeros(2, 5), "x": x}, [0, 2],
-                                            forward=lambda inp: model(inp["x"]))
+    out, cache = activations.run_with_cache(
+        adapter, {"input_ids": torch.zeros(2, 5), "x": x}, [0, 2], forward=lambda inp: model(inp["x"])
+    )
     assert cache.layers == ["0", "2"]
     torch.testing.assert_close(cache["2"], out)
     assert cache.tokens("0", "visual").shape == (4, 6) and cache.tokens("0", "text").shape == (6, 6)

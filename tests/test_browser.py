@@ -3,6 +3,7 @@
 Needs /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it) and the playwright Python
 package; Playwright's own browser download is never used.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +22,16 @@ from studio.workbench.lab import QUIET_SETTINGS, api, start_lab, stop_lab, wait_
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic",
-                  "--disable-dev-shm-usage"]  # containers often give /dev/shm 64 MB; Lab's page needs more
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]  # containers often give /dev/shm 64 MB; Lab's page needs more
 NOTEBOOK = "notebooks/quickstart.ipynb"
 FIGURE = "quickstart_pooling"
 
@@ -68,9 +76,12 @@ def _check_jupytext_pairs_on_save(server, tmp_path):
             cell["source"] = "".join(cell["source"])
         body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
         folder.mkdir(parents=True)
-        req = urllib.request.Request(f"{server.url}/api/contents/{rel}/paired.ipynb", data=body, method="PUT",
-                                     headers={"Authorization": f"token {server.token}",
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{server.url}/api/contents/{rel}/paired.ipynb",
+            data=body,
+            method="PUT",
+            headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+        )
         urllib.request.urlopen(req, timeout=10).close()
         twin = folder / "paired.py"
         assert twin.exists(), "jupytext's contents manager is not active: saving wrote no .py"
@@ -81,15 +92,22 @@ def _check_jupytext_pairs_on_save(server, tmp_path):
 
 def test_quickstart_runs_in_jupyterlab(tmp_path):
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) "
-                    "to run the JupyterLab browser test")
+        pytest.skip(
+            f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) "
+            "to run the JupyterLab browser test"
+        )
     from playwright import sync_api  # a test requirement (pyproject [test]); the browser itself may be missing
 
     committed = {p: _sha(paths.ROOT / p) for p in (NOTEBOOK, NOTEBOOK.replace(".ipynb", ".py"))}
     run_dir = tmp_path / "run"  # the kernel saves its figures here, not into experiments/scratch
     t = {"start": time.perf_counter()}
-    server = start_lab(state_dir=tmp_path / "lab", settings=QUIET_SETTINGS, log=tmp_path / "lab.log",
-                       env={paths.RUN_DIR_ENV: str(run_dir)}, wait=False)
+    server = start_lab(
+        state_dir=tmp_path / "lab",
+        settings=QUIET_SETTINGS,
+        log=tmp_path / "lab.log",
+        env={paths.RUN_DIR_ENV: str(run_dir)},
+        wait=False,
+    )
     kernels = []
     try:
         with sync_api.sync_playwright() as pw:
@@ -128,7 +146,10 @@ def test_quickstart_runs_in_jupyterlab(tmp_path):
                         const ran = [...nb.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
                             .filter(p => /\\[\\d+\\]/.test(p.textContent)).length;
                         return ran === n && nb.querySelector('.jp-OutputArea-output img') !== null;
-                    }""", arg=n_code, timeout=60_000)
+                    }""",
+                    arg=n_code,
+                    timeout=60_000,
+                )
                 t["ran"] = time.perf_counter()
                 prompts = panel.locator(".jp-CodeCell .jp-InputArea-prompt")
 
@@ -144,9 +165,11 @@ def test_quickstart_runs_in_jupyterlab(tmp_path):
                 page.screenshot(path=str(shot))
                 assert shot.stat().st_size > 10_000
                 steps = list(t.items())
-                print(f"\nscreenshot: {shot}\n" + ", ".join(
-                    f"{b[0]} {b[1] - a[1]:.1f} s" for a, b in zip(steps, steps[1:])) +
-                    f"; {prompts.count()} code cells run")
+                print(
+                    f"\nscreenshot: {shot}\n"
+                    + ", ".join(f"{b[0]} {b[1] - a[1]:.1f} s" for a, b in zip(steps, steps[1:]))
+                    + f"; {prompts.count()} code cells run"
+                )
             except BaseException:
                 with contextlib.suppress(Exception):  # what the page showed when it failed
                     browser.contexts[0].pages[0].screenshot(path=str(tmp_path / "failure.png"))

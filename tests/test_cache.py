@@ -1,4 +1,5 @@
 """studio.cache: artefacts keyed by config and code, built once, checksummed, rebuilt when bad."""
+
 import os
 import time
 
@@ -12,6 +13,7 @@ def _builder(calls):
         calls.append(folder)
         (folder / "weights.bin").write_bytes(b"\x01" * 4096)
         (folder / "info.json").write_text('{"steps": 3}')
+
     return build
 
 

@@ -1,4 +1,5 @@
 """train_cell: refuses unknown keys, same seed -> same metrics, frozen encoder stays frozen in Lightning."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,18 @@ from studio.engine import CellConfig, build_module, default_cell_config, train_c
 from studio.models.frame_encoder import FrameEncoderConfig, pretrained_frame_encoder
 
 # A tiny but real cell: its own tiny encoder (cached after the first run) and a small bank.
-TINY = dict(encoder_steps=15, train_videos=128, val_videos=64, steps=12, batch_size=32, width=32, heads=2,
-            frames=4, tokens_per_frame=4, tasks=["retrieval", "spatial", "motion"])
+TINY = dict(
+    encoder_steps=15,
+    train_videos=128,
+    val_videos=64,
+    steps=12,
+    batch_size=32,
+    width=32,
+    heads=2,
+    frames=4,
+    tokens_per_frame=4,
+    tasks=["retrieval", "spatial", "motion"],
+)
 
 
 def _untimed(metrics: dict) -> dict:
@@ -48,7 +59,7 @@ def test_train_cell_is_deterministic(tmp_path):
     torch.set_num_threads(2)
     try:
         a = train_cell(TINY, tmp_path / "a")  # threads=1 inside the cell ...
-        assert torch.get_num_threads() == 2   # ... and the caller's count again after it
+        assert torch.get_num_threads() == 2  # ... and the caller's count again after it
     finally:
         torch.set_num_threads(before)
     b = train_cell(TINY, tmp_path / "b")
@@ -77,7 +88,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_metric
     whole = train_cell(cfg, tmp_path / "whole")
     assert whole["resumed_from_step"] == 0 and not (tmp_path / "whole" / "last.ckpt").exists()
 
-    real = engine._checkpointer
+    real = engine.step_checkpointer
     saved_at = []
 
     def dying_checkpointer(*args):  # the process "dies" right after the step-8 checkpoint
@@ -90,12 +101,13 @@ def test_a_killed_cell_resumes_from_its_checkpoint_with_the_uninterrupted_metric
                     saved_at.append(trainer.global_step)
                 if trainer.global_step == 9:  # mid-interval: steps 9.. are lost and redone
                     raise _SimulatedKill("killed after step 9")
+
         return Dying()
 
-    monkeypatch.setattr(engine, "_checkpointer", dying_checkpointer)
+    monkeypatch.setattr(engine, "step_checkpointer", dying_checkpointer)
     with pytest.raises(_SimulatedKill):
         train_cell(cfg, tmp_path / "cut")
-    monkeypatch.setattr(engine, "_checkpointer", real)
+    monkeypatch.setattr(engine, "step_checkpointer", real)
     assert saved_at == [4, 8] and (tmp_path / "cut" / "last.ckpt").is_file()
     assert not list((tmp_path / "cut").glob("*.tmp.*"))  # the rename left no temporary file
     resumed = train_cell(cfg, tmp_path / "cut")
@@ -116,7 +128,7 @@ def test_a_damaged_checkpoint_is_named_moved_aside_and_the_cell_restarts_from_st
     from studio import engine
 
     cfg = {**TINY, "steps": 12, "checkpoint_every": 4}
-    real = engine._checkpointer
+    real = engine.step_checkpointer
 
     def dying_checkpointer(*args):  # the process "dies" after step 9, with the step-8 checkpoint on disk
         inner = real(*args)
@@ -126,19 +138,20 @@ def test_a_damaged_checkpoint_is_named_moved_aside_and_the_cell_restarts_from_st
                 super().on_train_batch_end(trainer, module, *rest)
                 if trainer.global_step == 9:
                     raise _SimulatedKill("killed after step 9")
+
         return Dying()
 
-    monkeypatch.setattr(engine, "_checkpointer", dying_checkpointer)
+    monkeypatch.setattr(engine, "step_checkpointer", dying_checkpointer)
     with pytest.raises(_SimulatedKill):
         train_cell(cfg, tmp_path / "zeroed")
-    monkeypatch.setattr(engine, "_checkpointer", real)
+    monkeypatch.setattr(engine, "step_checkpointer", real)
     shutil.copytree(tmp_path / "zeroed", tmp_path / "truncated")
     ckpt = tmp_path / "zeroed" / "last.ckpt"
     data = bytearray(ckpt.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
+    data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)
     ckpt.write_bytes(bytes(data))
     cut = tmp_path / "truncated" / "last.ckpt"
-    cut.write_bytes(cut.read_bytes()[:len(data) // 2])
+    cut.write_bytes(cut.read_bytes()[: len(data) // 2])
 
     plain = train_cell({**TINY, "steps": 12}, tmp_path / "plain")
     same = ("val_loss", "val_acc", "train_loss", *(f"val_acc_{t}" for t in TINY["tasks"]))
@@ -167,8 +180,12 @@ def test_the_cell_checks_a_sweep_config_before_any_cell_starts(tmp_path, monkeyp
     train_cell.check_config(default_cell_config())
     assert {"val_loss", "val_acc"} <= set(train_cell.required_metrics)
     monkeypatch.setattr(paths, "ROOT", tmp_path)
-    sweep = {"name": "bad", "target": "studio.engine:train_cell", "base": {**TINY, "stepz": 3},
-             "grid": {"frames": [1, 2]}}
+    sweep = {
+        "name": "bad",
+        "target": "studio.engine:train_cell",
+        "base": {**TINY, "stepz": 3},
+        "grid": {"frames": [1, 2]},
+    }
     with pytest.raises(ParameterError, match="train_cell.*stepz"):
         run_sweep(sweep, out="out", progress=False)
     assert not (tmp_path / "out").exists()
@@ -190,14 +207,26 @@ def test_ddp_on_two_cpu_processes_gives_the_single_process_metrics(tmp_path):
     env = {**os.environ, "STUDIO_ROOT": str(root), "PYTHONWARNINGS": "ignore"}
     out = {}
     for name, trainer, launch in [
-            ("ddp", {"accelerator": "cpu", "devices": 2, "strategy": "ddp"},
-             ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "studio.workbench.cli"]),
-            ("one", {"accelerator": "cpu", "devices": 1}, ["-m", "studio.workbench.cli"])]:
+        (
+            "ddp",
+            {"accelerator": "cpu", "devices": 2, "strategy": "ddp"},
+            ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "studio.workbench.cli"],
+        ),
+        ("one", {"accelerator": "cpu", "devices": 1}, ["-m", "studio.workbench.cli"]),
+    ]:
         cfg = tmp_path / f"{name}.yaml"
-        cfg.write_text(yaml.safe_dump({"name": name, "target": "studio.engine:train_cell",
-                                       "base": {**TINY, "steps": 8}, "trainer": trainer}))
-        done = subprocess.run([sys.executable, *launch, "sweep", str(cfg), "--out", name], env=env,
-                              capture_output=True, text=True, timeout=300)
+        cfg.write_text(
+            yaml.safe_dump(
+                {"name": name, "target": "studio.engine:train_cell", "base": {**TINY, "steps": 8}, "trainer": trainer}
+            )
+        )
+        done = subprocess.run(
+            [sys.executable, *launch, "sweep", str(cfg), "--out", name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         out[name] = pd.read_csv(root / name / "results.csv")
         assert len(out[name]) == 1 and len(list((root / name).glob("*/metrics.json"))) == 1
@@ -221,10 +250,22 @@ def test_frozen_encoder_stays_frozen_under_lightning(tmp_path):
     batches = []
     for i in range(3):
         b = make_batch(vcfg, range(8 * i, 8 * i + 8), frames=None)
-        batches.append({"video": torch.from_numpy(b["video"]), "task": torch.from_numpy(b["task"]),
-                        "answer_id": torch.from_numpy(answer_ids(b["task"], b["answer"]))})
-    trainer = L.Trainer(accelerator="auto", max_steps=3, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+        batches.append(
+            {
+                "video": torch.from_numpy(b["video"]),
+                "task": torch.from_numpy(b["task"]),
+                "answer_id": torch.from_numpy(answer_ids(b["task"], b["answer"])),
+            }
+        )
+    trainer = L.Trainer(
+        accelerator="auto",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(module, torch.utils.data.DataLoader(batches, batch_size=None))
     assert trainer.global_step == 3
     after = enc.state_dict()
@@ -245,9 +286,19 @@ def test_budget_line_analysis_finds_the_interior_optimum():
         for T in (1, 2, 4, 8, 16):
             for M in (1, 4, 16):
                 loss = 1.0 / T + 0.5 / M + 0.1 * (T >= 8) + 0.01 * seed  # frames help until T = 4
-                rows.append({"frames": T, "tokens_per_frame": M, "token_strategy": "mean", "frame_strategy": "uniform",
-                             "seed": seed, "val_loss": loss, "val_acc": 0.5, "val_acc_retrieval": 0.5,
-                             "seconds": 1.0})
+                rows.append(
+                    {
+                        "frames": T,
+                        "tokens_per_frame": M,
+                        "token_strategy": "mean",
+                        "frame_strategy": "uniform",
+                        "seed": seed,
+                        "val_loss": loss,
+                        "val_acc": 0.5,
+                        "val_acc_retrieval": 0.5,
+                        "seconds": 1.0,
+                    }
+                )
         rows.append({**rows[-1], "frames": 4, "tokens_per_frame": 4, "token_strategy": "sample", "val_loss": 9.0})
     table = vc.results_table(pd.DataFrame(rows))
     lines = vc.budget_lines(table)
@@ -287,8 +338,19 @@ def test_pooling_verdict_is_a_tie_inside_the_seed_spread_and_empty_inputs_are_ti
     from studio.studies import visual_context as vc
 
     def contrast(pairs):  # (loss with mean pooling, loss with sampling) per seed
-        return pd.DataFrame([{"frames": 4, "tokens_per_frame": 4, "seed": i, "val_loss_mean": a, "val_loss_sample": b,
-                              "a_better": a < b} for i, (a, b) in enumerate(pairs)])
+        return pd.DataFrame(
+            [
+                {
+                    "frames": 4,
+                    "tokens_per_frame": 4,
+                    "seed": i,
+                    "val_loss_mean": a,
+                    "val_loss_sample": b,
+                    "a_better": a < b,
+                }
+                for i, (a, b) in enumerate(pairs)
+            ]
+        )
 
     clear = vc.verdict_pooling(contrast([(0.2, 1.0), (0.25, 1.1)]))
     assert clear.verdict == "reproduced" and clear.value == pytest.approx(0.825) and clear.spread == pytest.approx(0.05)

@@ -1,13 +1,23 @@
 """environment.yml (conda) and pyproject.toml (pip) declare the same dependencies."""
-import re
-import tomllib
 
+import re
+
+import tomllib
 import yaml
 
 from studio import paths
 
-NAMED_BY_USERS = {"jupyterlab", "torch", "transformers", "scipy", "matplotlib", "seaborn", "umap-learn",
-                  "papermill", "lightning"}
+NAMED_BY_USERS = {
+    "jupyterlab",
+    "torch",
+    "transformers",
+    "scipy",
+    "matplotlib",
+    "seaborn",
+    "umap-learn",
+    "papermill",
+    "lightning",
+}
 
 
 def _split(req: str) -> tuple[str, str]:

@@ -1,4 +1,5 @@
 """save_figure / save_table: files written, bytes stable, wall-clock columns left out, bad input refused."""
+
 import json
 
 import matplotlib

@@ -1,4 +1,5 @@
 """The floor: one interval helper, the one training harness and the verdict tables."""
+
 import math
 
 import numpy as np
@@ -35,9 +36,11 @@ def test_percentile_interval_is_the_central_share():
 
 
 def test_verdicts_tie_wins_and_unknown_outcomes_are_refused(tmp_path):
-    v = [verdicts.verdict("c1", "p", holds=True, evidence="e", value=0.3, spread=0.1),
-         verdicts.verdict("c2", "p", holds=True, tie=True, evidence="inside the spread"),
-         verdicts.verdict("c3", "p", holds=False, evidence="e")]
+    v = [
+        verdicts.verdict("c1", "p", holds=True, evidence="e", value=0.3, spread=0.1),
+        verdicts.verdict("c2", "p", holds=True, tie=True, evidence="inside the spread"),
+        verdicts.verdict("c3", "p", holds=False, evidence="e"),
+    ]
     assert [x.verdict for x in v] == ["reproduced", "tie", "not reproduced"]
     table = verdicts.save_verdicts(v, "toy", echo=lambda *_: None, out_dir=tmp_path)
     assert list(table.columns) == list(verdicts.COLUMNS)

@@ -1,4 +1,5 @@
 """The gap metrics on constructed data whose answers are known."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -166,8 +167,7 @@ def test_debiased_cka_matches_the_reference_formula():
     x, y = rng.normal(size=(30, 5)), rng.normal(size=(30, 7)) + 0.5 * rng.normal(size=(30, 1))
 
     def ref_debiased_dot(xty_sq, sum_x, sum_y, sq_norm_x, sq_norm_y, n):
-        return (xty_sq - n / (n - 2.0) * np.dot(sum_x, sum_y)
-                + sq_norm_x * sq_norm_y / ((n - 1) * (n - 2)))
+        return xty_sq - n / (n - 2.0) * np.dot(sum_x, sum_y) + sq_norm_x * sq_norm_y / ((n - 1) * (n - 2))
 
     def ref_feature_cka(a, b):
         a, b = a - a.mean(0), b - b.mean(0)

@@ -1,4 +1,5 @@
 """Tiny random HF VLMs built from configs, saved and loaded back: capture, masks, the ICL predictor."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
@@ -78,6 +79,7 @@ def test_capture_only_asked_layers_and_stop_early(saved):
     torch.testing.assert_close(full[vlm.layer_name(0)], cache[vlm.layer_name(0)])
     # the per-layer profile of studio.gap reads the cache directly
     from studio import gap
+
     prof = gap.layer_profile(full.pairs(pool="mean"), {"gap": gap.modality_gap, "cka": gap.linear_cka})
     assert list(prof["layer"].unique()) == vlm.layer_names and prof["value"].between(0, 2).all()
     with pytest.raises(ValueError, match="placeholders"):
@@ -101,6 +103,7 @@ def test_run_with_cache_on_a_plain_module():
 
 def test_load_vlm_on_a_missing_local_folder_names_it(tmp_path):
     from studio.errors import PathError
+
     missing = tmp_path / "no-such-model"
     for given in (missing, str(missing), "./no/such/model"):
         with pytest.raises(PathError, match="no such folder") as err:
@@ -119,12 +122,19 @@ def test_run_with_cache_wraps_a_raw_model_on_the_hf_side(saved):
 
 def _episodes(seed=0):
     rng = np.random.default_rng(seed)
+
     def shot(answer):
         return NS(image=rng.random((8, 8)), question="what digit is this?", answer=answer)
+
     # queries carry no .answer at all: a predictor that reads it fails with AttributeError
-    return [NS(demos=[shot("three"), shot("seven")], query=NS(image=rng.random((8, 8)), question="what digit?"),
-               candidates=["three", "seven"]),
-            NS(demos=[shot("zero"), shot("one"), shot("zero")], query=NS(image=rng.random((8, 8)), question="which?"))]
+    return [
+        NS(
+            demos=[shot("three"), shot("seven")],
+            query=NS(image=rng.random((8, 8)), question="what digit?"),
+            candidates=["three", "seven"],
+        ),
+        NS(demos=[shot("zero"), shot("one"), shot("zero")], query=NS(image=rng.random((8, 8)), question="which?")),
+    ]
 
 
 @pytest.mark.slow
@@ -152,10 +162,16 @@ def test_icl_predictor(saved, family):
     # conditions of studio.icl's probe: a grey "blanked" image (all 0 after normalisation, which
     # Idefics3 would drop as padding) and removed images (image None) still give an answer each
     ep = eps[0]
-    grey = NS(demos=[NS(image=np.full((8, 8), 0.5), question=d.question, answer=d.answer) for d in ep.demos],
-              query=ep.query, candidates=ep.candidates)
-    removed = NS(demos=[NS(image=None, question=d.question, answer=d.answer) for d in ep.demos],
-                 query=ep.query, candidates=ep.candidates)
+    grey = NS(
+        demos=[NS(image=np.full((8, 8), 0.5), question=d.question, answer=d.answer) for d in ep.demos],
+        query=ep.query,
+        candidates=ep.candidates,
+    )
+    removed = NS(
+        demos=[NS(image=None, question=d.question, answer=d.answer) for d in ep.demos],
+        query=ep.query,
+        candidates=ep.candidates,
+    )
     assert hf.episode_prompt(removed).count("<image>") == 1
     assert all(a in ep.candidates for a in predict([grey, removed]))
 
@@ -179,4 +195,3 @@ def test_processor_path(tmp_path, family):
     eps = _episodes()
     answers = hf.hf_icl_predictor(vlm)(eps)
     assert len(answers) == 2 and answers[0] in eps[0].candidates
-

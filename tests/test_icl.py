@@ -1,4 +1,5 @@
 """studio.icl: episodes, conditions, planted predictors, probe table and visual-reliance score."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,12 @@ def lookup_predictor(episodes):
     """An in-weights oracle: recognises the query digit by looking its image up in the dataset."""
     images, labels = load_digits_images()
     table = {im.tobytes(): int(c) for im, c in zip(images, labels)}
-    return [icl.DIGIT_WORDS[table[e.query.image.tobytes()]] if e.query.image is not None
-            and e.query.image.tobytes() in table else "" for e in episodes]
+    return [
+        icl.DIGIT_WORDS[table[e.query.image.tobytes()]]
+        if e.query.image is not None and e.query.image.tobytes() in table
+        else ""
+        for e in episodes
+    ]
 
 
 # ---------------------------------------------------------------- builders
@@ -68,8 +73,11 @@ def test_majority_and_counts(shortcut_eps):
 def test_determinism_and_prefix_stability():
     a, b = icl.digit_episodes(30, seed=5), icl.digit_episodes(60, seed=5)
     c = icl.digit_episodes(30, seed=6)
-    same = lambda x, y: (x.answer == y.answer and np.array_equal(x.query.image, y.query.image)
-                         and all(np.array_equal(p.image, q.image) and p.answer == q.answer for p, q in zip(x.demos, y.demos)))
+    same = lambda x, y: (
+        x.answer == y.answer
+        and np.array_equal(x.query.image, y.query.image)
+        and all(np.array_equal(p.image, q.image) and p.answer == q.answer for p, q in zip(x.demos, y.demos))
+    )
     assert all(same(x, y) for x, y in zip(a, b))
     assert not all(same(x, y) for x, y in zip(a, c))
     t1 = icl.probe(icl.random_demo_label_predictor(1), a, seed=2)
@@ -102,7 +110,9 @@ def test_conditions_do_what_they_say(eps):
     assert all(d.image.shape == (8, 8) and not d.image.any() for e in blank for d in e.demos)
     assert all(np.array_equal(e.query.image, o.query.image) for e, o in zip(blank, few))
     removed, _ = icl.apply_condition("demo_images_removed", few)
-    assert all(d.image is None and d.answer == o.answer for e, oe in zip(removed, few) for d, o in zip(e.demos, oe.demos))
+    assert all(
+        d.image is None and d.answer == o.answer for e, oe in zip(removed, few) for d, o in zip(e.demos, oe.demos)
+    )
     noise, _ = icl.apply_condition("demo_images_noise", few)
     assert all(0 <= d.image.min() and d.image.max() < 1 and d.image.std() > 0.2 for e in noise for d in e.demos)
     shuf, _ = icl.apply_condition("demo_images_shuffled", few)
@@ -138,11 +148,23 @@ def test_labels_permuted_scoring(eps):
     assert all(k != v for k, v in pi.items()) and len(set(pi.values())) == len(pi)
     assert targets == [pi[o.answer] for o in eps[:200]]
     # a predictor that follows the demonstrations is unaffected; one answering from its weights scores 0
-    t = icl.probe(icl.nearest_image_predictor, eps[:400], conditions=["original", "labels_permuted", "symbols", "labels_shuffled"])
+    t = icl.probe(
+        icl.nearest_image_predictor, eps[:400], conditions=["original", "labels_permuted", "symbols", "labels_shuffled"]
+    )
     acc = dict(zip(t.condition, t.accuracy))
     assert acc["labels_permuted"] == acc["original"] == acc["symbols"]
-    t = icl.probe(lookup_predictor, eps[:400], conditions=["original", "labels_permuted", "symbols", "labels_shuffled",
-                                                            "demo_images_blank", "query_image_blank"])
+    t = icl.probe(
+        lookup_predictor,
+        eps[:400],
+        conditions=[
+            "original",
+            "labels_permuted",
+            "symbols",
+            "labels_shuffled",
+            "demo_images_blank",
+            "query_image_blank",
+        ],
+    )
     acc = dict(zip(t.condition, t.accuracy))
     assert acc["original"] == acc["labels_shuffled"] == acc["demo_images_blank"] == 1.0
     assert acc["labels_permuted"] == acc["symbols"] == acc["query_image_blank"] == 0.0
@@ -263,16 +285,20 @@ def test_arrays_and_scores_predictor(eps):
     assert pred(blinded) == icl.nearest_image_predictor(blinded)
     first = icl.scores_predictor(lambda arr: np.tile(np.arange(len(vocab))[::-1], (len(arr["target"]), 1)))
     assert set(first(blinded)) == {vocab[0]}  # argmax over the whole vocabulary: the first word
-    multi = icl.scores_predictor(lambda arr: np.tile(np.arange(len(vocab))[::-1], (len(arr["target"]), 1)),
-                                 candidates_only=True)
+    multi = icl.scores_predictor(
+        lambda arr: np.tile(np.arange(len(vocab))[::-1], (len(arr["target"]), 1)), candidates_only=True
+    )
     assert all(p in e.candidates for p, e in zip(multi(blinded), blinded))
     with pytest.raises(ValueError, match="differ"):
         icl.episodes_to_arrays(eps[:2] + icl.digit_episodes(2, shots=6))
 
 
 def test_probe_many(eps):
-    t = icl.probe_many({"nearest": icl.nearest_image_predictor, "majority": icl.majority_predictor}, eps[:200],
-                       conditions=["original", "demo_images_blank"])
+    t = icl.probe_many(
+        {"nearest": icl.nearest_image_predictor, "majority": icl.majority_predictor},
+        eps[:200],
+        conditions=["original", "demo_images_blank"],
+    )
     assert len(t) == 2 + 2 + 4 and set(t.model) == {"nearest", "majority", "baseline"}
     assert (t.model == "baseline").sum() == 4
 

@@ -1,4 +1,5 @@
 """The tiny ICL model learns real in-context learning; the DPO loss is the DPO loss; runs repeat by seed."""
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,8 @@ def test_config_refuses_unknown_keys_and_sampler_is_seeded():
 
 
 def test_predictor_answers_studio_icl_episodes_with_removed_images():
-    icl = pytest.importorskip("studio.icl")
+    from studio import icl
+
     net = build_net(0, ICLNetConfig(layers=1), log=lambda s: None)
     eps = icl.digit_episodes(12, shots=4, ways=2, symbols=True, seed=1)
     removed = icl.apply_condition("demo_images_removed", eps, seed=0)[0]
@@ -70,9 +72,14 @@ def test_dpo_module_reference_frozen_and_log2_at_init():
 @pytest.mark.slow
 def test_same_seed_same_weights():
     def run(seed):
-        m, _ = train_icl(EpisodeConfig(batch_size=32), steps=5, seed=seed,
-                         net=build_net(seed, ICLNetConfig(layers=1), log=lambda s: None))
+        m, _ = train_icl(
+            EpisodeConfig(batch_size=32),
+            steps=5,
+            seed=seed,
+            net=build_net(seed, ICLNetConfig(layers=1), log=lambda s: None),
+        )
         return torch.cat([p.detach().flatten() for p in m.net.parameters()])
+
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
@@ -86,7 +93,8 @@ def test_learns_real_in_context_learning():
     r = tensor_reliance(module.net, held_out)
     assert r["accuracy"] > 0.7, r
     assert r["reliance"] > 0.15, r  # blanking the demonstration images must hurt
-    icl = pytest.importorskip("studio.icl")
+    from studio import icl
+
     eps = icl.digit_episodes(400, shots=4, ways=2, symbols=True, seed=5)
     pred = as_predictor(module)(icl.blind(eps))
     assert np.mean([p == e.answer for p, e in zip(pred, eps)]) > 0.7

@@ -1,5 +1,6 @@
 """The ICL study: its ten verdicts on planted tables (each can flip), the seed summary, and the cache
 (a second run loads the trained models instead of training, with identical tables and weights)."""
+
 from __future__ import annotations
 
 import itertools
@@ -15,32 +16,59 @@ EVALS = ("symbols", "words", "symbols_minority")
 
 
 def planted_curve(final_icl=0.9):
-    rows = [{"step": s, "seconds": s / 10, "probe": p, "accuracy": a}
-            for p, a in (("in-context", final_icl), ("in-weights", 0.4)) for s, a in ((0, 0.5), (100, a))]
+    rows = [
+        {"step": s, "seconds": s / 10, "probe": p, "accuracy": a}
+        for p, a in (("in-context", final_icl), ("in-weights", 0.4))
+        for s, a in ((0, 0.5), (100, a))
+    ]
     return pd.DataFrame(rows)
 
 
 def planted_reliance(low=0.2, high=0.4):
-    return pd.DataFrame([{"model": S.TINY_MODEL, "episodes": "symbols", "reliance": (low + high) / 2,
-                          "reliance_ci_low": low, "reliance_ci_high": high},
-                         {"model": "other", "episodes": "symbols", "reliance": -1.0,
-                          "reliance_ci_low": -1.0, "reliance_ci_high": -1.0}])
+    return pd.DataFrame(
+        [
+            {
+                "model": S.TINY_MODEL,
+                "episodes": "symbols",
+                "reliance": (low + high) / 2,
+                "reliance_ci_low": low,
+                "reliance_ci_high": high,
+            },
+            {
+                "model": "other",
+                "episodes": "symbols",
+                "reliance": -1.0,
+                "reliance_ci_low": -1.0,
+                "reliance_ci_high": -1.0,
+            },
+        ]
+    )
 
 
 def planted_grid(few_icl=0.5, many_icl=0.8):
-    return pd.DataFrame([{"n_classes": 10, "burstiness": 0.5, "icl_acc": few_icl, "iwl_acc": 0.9},
-                         {"n_classes": 10, "burstiness": 1.0, "icl_acc": few_icl, "iwl_acc": 0.7},
-                         {"n_classes": 80, "burstiness": 0.5, "icl_acc": 0.5, "iwl_acc": 0.6},
-                         {"n_classes": 80, "burstiness": 1.0, "icl_acc": many_icl, "iwl_acc": 0.5}])
+    return pd.DataFrame(
+        [
+            {"n_classes": 10, "burstiness": 0.5, "icl_acc": few_icl, "iwl_acc": 0.9},
+            {"n_classes": 10, "burstiness": 1.0, "icl_acc": few_icl, "iwl_acc": 0.7},
+            {"n_classes": 80, "burstiness": 0.5, "icl_acc": 0.5, "iwl_acc": 0.6},
+            {"n_classes": 80, "burstiness": 1.0, "icl_acc": many_icl, "iwl_acc": 0.5},
+        ]
+    )
 
 
 def planted_ablation(override=None, seeds=(0, 1, 2)):
     """Per seed: symbol reliance baseline 0.1, symdpo 0.4, dpo_words 0.1, sft_symbols 0.15; word reliance
     baseline 0, symdpo 0.2; word accuracy 0.95 -> 0.93. override: {(arm, eval, metric): value or [per seed]}."""
-    base = {("baseline", "symbols", "reliance"): 0.1, ("symdpo", "symbols", "reliance"): 0.4,
-            ("dpo_words", "symbols", "reliance"): 0.1, ("sft_symbols", "symbols", "reliance"): 0.15,
-            ("baseline", "words", "reliance"): 0.0, ("symdpo", "words", "reliance"): 0.2,
-            ("baseline", "words", "accuracy"): 0.95, ("symdpo", "words", "accuracy"): 0.93}
+    base = {
+        ("baseline", "symbols", "reliance"): 0.1,
+        ("symdpo", "symbols", "reliance"): 0.4,
+        ("dpo_words", "symbols", "reliance"): 0.1,
+        ("sft_symbols", "symbols", "reliance"): 0.15,
+        ("baseline", "words", "reliance"): 0.0,
+        ("symdpo", "words", "reliance"): 0.2,
+        ("baseline", "words", "accuracy"): 0.95,
+        ("symdpo", "words", "accuracy"): 0.93,
+    }
     override = override or {}
     rows = []
     for i, seed in enumerate(seeds):
@@ -54,8 +82,12 @@ def planted_ablation(override=None, seeds=(0, 1, 2)):
 
 
 def outcomes(curve=None, reliance=None, grid=None, ablation=None):
-    vs = S.icl_verdicts(planted_curve() if curve is None else curve, planted_reliance() if reliance is None else reliance,
-                        planted_grid() if grid is None else grid, planted_ablation() if ablation is None else ablation)
+    vs = S.icl_verdicts(
+        planted_curve() if curve is None else curve,
+        planted_reliance() if reliance is None else reliance,
+        planted_grid() if grid is None else grid,
+        planted_ablation() if ablation is None else ablation,
+    )
     assert len(vs) == 10
     return [v.verdict for v in vs]
 
@@ -64,23 +96,35 @@ def test_all_claims_reproduced_on_the_planted_tables():
     assert outcomes() == [REPRODUCED] * 10
 
 
-@pytest.mark.parametrize("index, tables", [
-    (0, {"curve": planted_curve(final_icl=S.ICL_LEARNED - 0.01)}),
-    (2, {"ablation": planted_ablation({("baseline", "words", "reliance"): 0.2})}),
-    (3, {"grid": planted_grid(few_icl=0.95)}),
-    (4, {"grid": planted_grid(many_icl=S.MANY_CLASSES_ICL)}),
-    # one seed's gain (+0.038) under RELIANCE_GAIN, while SymDPO still beats both controls on every seed
-    (5, {"ablation": planted_ablation({("symdpo", "symbols", "reliance"): [0.4, 0.4, 0.14],
-                                       ("sft_symbols", "symbols", "reliance"): [0.15, 0.15, 0.11]})}),
-    (6, {"ablation": planted_ablation({("dpo_words", "symbols", "reliance"): 0.38})}),
-    (7, {"ablation": planted_ablation({("sft_symbols", "symbols", "reliance"): 0.38})}),
-    (8, {"ablation": planted_ablation({("symdpo", "words", "reliance"): 0.01})}),
-    (9, {"ablation": planted_ablation({("symdpo", "words", "accuracy"): 0.7})}),
-])
+@pytest.mark.parametrize(
+    "index, tables",
+    [
+        (0, {"curve": planted_curve(final_icl=S.ICL_LEARNED - 0.01)}),
+        (2, {"ablation": planted_ablation({("baseline", "words", "reliance"): 0.2})}),
+        (3, {"grid": planted_grid(few_icl=0.95)}),
+        (4, {"grid": planted_grid(many_icl=S.MANY_CLASSES_ICL)}),
+        # one seed's gain (+0.038) under RELIANCE_GAIN, while SymDPO still beats both controls on every seed
+        (
+            5,
+            {
+                "ablation": planted_ablation(
+                    {
+                        ("symdpo", "symbols", "reliance"): [0.4, 0.4, 0.14],
+                        ("sft_symbols", "symbols", "reliance"): [0.15, 0.15, 0.11],
+                    }
+                )
+            },
+        ),
+        (6, {"ablation": planted_ablation({("dpo_words", "symbols", "reliance"): 0.38})}),
+        (7, {"ablation": planted_ablation({("sft_symbols", "symbols", "reliance"): 0.38})}),
+        (8, {"ablation": planted_ablation({("symdpo", "words", "reliance"): 0.01})}),
+        (9, {"ablation": planted_ablation({("symdpo", "words", "accuracy"): 0.7})}),
+    ],
+)
 def test_each_verdict_can_fail(index, tables):
     got = outcomes(**tables)
     assert got[index] == NOT_REPRODUCED, got
-    assert got[:index] + got[index + 1:] == [REPRODUCED] * 9, got  # and only that one moves
+    assert got[:index] + got[index + 1 :] == [REPRODUCED] * 9, got  # and only that one moves
 
 
 def test_reliance_interval_across_zero_is_a_tie_and_below_zero_fails():
@@ -145,6 +189,8 @@ def test_cached_runs_load_instead_of_training(monkeypatch):
     for a, b in [(net, net2), *((models[k], models2[k]) for k in models)]:
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     # the fine-tuned model differs from its baseline, and its training curve was logged in its entry
-    assert any(not torch.equal(x, y) for x, y in zip(models["baseline", 0].state_dict().values(),
-                                                   models["symdpo", 0].state_dict().values()))
+    assert any(
+        not torch.equal(x, y)
+        for x, y in zip(models["baseline", 0].state_dict().values(), models["symdpo", 0].state_dict().values())
+    )
     assert np.isfinite(curve["accuracy"]).all()

@@ -1,4 +1,5 @@
 """`make lab`: JupyterLab on the loopback interface, behind a token, with the studio kernel by default."""
+
 from __future__ import annotations
 
 import json

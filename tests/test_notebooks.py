@@ -4,6 +4,7 @@ smoke/default/paper profiles; and (slow) each one runs end to end under its smok
 
 Notebooks are discovered at collection time, so a new study is checked as soon as it is added.
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,9 @@ def _ordered_names() -> list[str]:
     after = {}
     for name in NAMES:
         try:
-            after[name] = list((yaml.safe_load((paths.EXPERIMENTS / f"{name}.yaml").read_text()) or {})
-                               .get("after") or [])
+            after[name] = list(
+                (yaml.safe_load((paths.EXPERIMENTS / f"{name}.yaml").read_text()) or {}).get("after") or []
+            )
         except (OSError, yaml.YAMLError, AttributeError):
             after[name] = []
     ordered: list[str] = []
@@ -82,8 +84,9 @@ def test_saving_from_lab_rewrites_the_same_text(name):
     """Lab's jupytext contents manager writes the .py from the .ipynb on save: it must be the committed
     .py byte for byte, or saving an untouched notebook from Lab makes a diff."""
     py = paths.NOTEBOOKS / f"{name}.py"
-    assert jupytext.writes(_read(name), "py:percent") == py.read_text(), \
+    assert jupytext.writes(_read(name), "py:percent") == py.read_text(), (
         f"{paths.relative(py)} is not in jupytext's own py:percent layout: run `jupytext --to py:percent` on the .ipynb"
+    )
 
 
 def structure_problems(nb) -> list[str]:
@@ -143,12 +146,20 @@ def test_notebook_opens_cleanly(name):
 
 def test_structure_check_finds_problems():
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
-    good = [md("# Title\n\nThe question."), code("seed: int = 0", metadata={"tags": ["parameters"]}),
-            md("## A figure"), code("save_figure(fig, 'x_a', df, caption='a')")]
+    good = [
+        md("# Title\n\nThe question."),
+        code("seed: int = 0", metadata={"tags": ["parameters"]}),
+        md("## A figure"),
+        code("save_figure(fig, 'x_a', df, caption='a')"),
+    ]
     assert structure_problems(nbformat.v4.new_notebook(cells=good)) == []
-    bad = [md("Title without hash"), code("seed = 0\nn = len([1])", metadata={"tags": ["parameters"]}),
-           code("def helper():\n    pass"), md("## two figures, one markdown"),
-           code("save_figure(fig, 'x_a', df, caption='a')\nsave_figure(fig, 'x_b', df)")]
+    bad = [
+        md("Title without hash"),
+        code("seed = 0\nn = len([1])", metadata={"tags": ["parameters"]}),
+        code("def helper():\n    pass"),
+        md("## two figures, one markdown"),
+        code("save_figure(fig, 'x_a', df, caption='a')\nsave_figure(fig, 'x_b', df)"),
+    ]
     found = " | ".join(structure_problems(nbformat.v4.new_notebook(cells=bad)))
     for expected in ("'# ' title", "parameters cell", "defines ['helper']", "no markdown cell since", "caption"):
         assert expected in found, (expected, found)

@@ -1,4 +1,5 @@
 """Portable numerics: the same seed gives the same bytes whatever kernels the host offers."""
+
 import json
 import os
 import subprocess
@@ -9,12 +10,18 @@ import pytest
 from studio import numerics
 
 # What a weaker (or different) host would make each library pick; portable mode must override it.
-FORCED_DOWN = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41",
-               "OPENBLAS_CORETYPE": "Nehalem"}
-CELL = ("import json, pathlib, sys; import studio; from studio.engine import train_cell; "
-        "m = train_cell(dict(encoder_steps=15, train_videos=128, val_videos=64, steps=12, batch_size=32, width=32, "
-        "heads=2, frames=4, tokens_per_frame=4, tasks=['retrieval', 'spatial']), pathlib.Path(sys.argv[1])); "
-        "print(json.dumps({k: m[k] for k in ('val_loss', 'train_loss', 'val_acc')}))")
+FORCED_DOWN = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "MKL_CBWR": "COMPATIBLE",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "OPENBLAS_CORETYPE": "Nehalem",
+}
+CELL = (
+    "import json, pathlib, sys; import studio; from studio.engine import train_cell; "
+    "m = train_cell(dict(encoder_steps=15, train_videos=128, val_videos=64, steps=12, batch_size=32, width=32, "
+    "heads=2, frames=4, tokens_per_frame=4, tasks=['retrieval', 'spatial']), pathlib.Path(sys.argv[1])); "
+    "print(json.dumps({k: m[k] for k in ('val_loss', 'train_loss', 'val_acc')}))"
+)
 
 
 def test_apply_pins_and_unpins_and_the_cache_key_follows(monkeypatch):
@@ -48,8 +55,9 @@ def _cell(tmp_path, name: str, mode: str, forced: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in numerics.PINS}
     env.update(FORCED_DOWN if forced else {})
     env.update({numerics.ENV_VAR: mode, "STUDIO_CACHE": str(tmp_path / f"cache-{mode}")})
-    out = subprocess.run([sys.executable, "-c", CELL, str(tmp_path / name)], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", CELL, str(tmp_path / name)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -1,18 +1,25 @@
 """Parameter cells, type checking and profile merging (no kernel involved)."""
+
 import pytest
 import yaml
 
 from studio import paths
-from studio.workbench.params import (ParameterError, check_type, parse_cli_value, parse_parameters, read_notebook,
-                           resolve)
+from studio.workbench.params import (
+    ParameterError,
+    check_type,
+    parse_cli_value,
+    parse_parameters,
+    read_notebook,
+    resolve,
+)
 
-CELL = '''
+CELL = """
 seed: int = 0            # the seed
 grids: list[int] = [1, 2]
 rate = 0.5
 name: str | None = None  # optional
 mode: Literal["a", "b"] = "a"
-'''
+"""
 
 
 def test_parse_parameters_reads_types_defaults_and_help():
@@ -32,13 +39,27 @@ def test_parameters_cell_must_be_literal_assignments():
         parse_parameters("seed: int = 'zero'\n")
 
 
-@pytest.mark.parametrize("value,type_text,ok", [
-    (3, "int", True), (True, "int", False), (3.0, "int", False), (3, "float", True), ("x", "float", False),
-    ([1, 2], "list[int]", True), ([1, "a"], "list[int]", False), (None, "str | None", True),
-    ("p", "Optional[str]", True), (1, "str | None", False), ("b", 'Literal["a", "b"]', True),
-    ("c", 'Literal["a", "b"]', False), ({"a": 1}, "dict", True), ([1, 2], "tuple[int, int]", True),
-    ([1, 2, 3], "tuple[int, int]", False), (1, "any", True),
-])
+@pytest.mark.parametrize(
+    "value,type_text,ok",
+    [
+        (3, "int", True),
+        (True, "int", False),
+        (3.0, "int", False),
+        (3, "float", True),
+        ("x", "float", False),
+        ([1, 2], "list[int]", True),
+        ([1, "a"], "list[int]", False),
+        (None, "str | None", True),
+        ("p", "Optional[str]", True),
+        (1, "str | None", False),
+        ("b", 'Literal["a", "b"]', True),
+        ("c", 'Literal["a", "b"]', False),
+        ({"a": 1}, "dict", True),
+        ([1, 2], "tuple[int, int]", True),
+        ([1, 2, 3], "tuple[int, int]", False),
+        (1, "any", True),
+    ],
+)
 def test_check_type(value, type_text, ok):
     assert check_type(value, type_text) is ok
 

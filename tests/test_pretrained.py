@@ -1,4 +1,5 @@
 """studio.models.pretrained: one cache entry per config, whatever the caller's RNG, whoever gets there first."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,8 +31,15 @@ print(repr(m.weight.detach().sum().item()))
 
 
 def test_concurrent_builds_train_once_and_agree(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(seed)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path), str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     assert (tmp_path / "trained.log").read_text().splitlines() == ["trained"]  # one trained, one waited
@@ -47,15 +55,18 @@ def test_initial_weights_depend_on_the_config_seed_not_the_callers_rng(tmp_path)
 
     for caller_seed, root in ((1, "a"), (2, "b")):
         torch.manual_seed(caller_seed)
-        cached_pretrained("toy", {"seed": 3}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / root,
-                          log=lambda *_: None)
+        cached_pretrained(
+            "toy", {"seed": 3}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / root, log=lambda *_: None
+        )
     assert torch.equal(seen[0], seen[1])
-    cached_pretrained("toy", {"seed": 4}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / "c",
-                      log=lambda *_: None)
+    cached_pretrained(
+        "toy", {"seed": 4}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / "c", log=lambda *_: None
+    )
     assert not torch.equal(seen[0], seen[2])
     state = torch.get_rng_state()
-    cached_pretrained("toy", {"seed": 3}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / "a",
-                      log=lambda *_: None)  # loaded from the cache
+    cached_pretrained(
+        "toy", {"seed": 3}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path / "a", log=lambda *_: None
+    )  # loaded from the cache
     assert torch.equal(state, torch.get_rng_state())  # the caller's RNG is left as it was
 
 
@@ -71,8 +82,15 @@ def test_keyed_by_code_and_a_damaged_entry_is_rebuilt(tmp_path):
         return {"acc": 2.0}
 
     def get(train):
-        return cached_pretrained("toy", {"seed": 5}, build=lambda c: nn.Linear(4, 4), train=train, root=tmp_path,
-                                 frozen=False, log=lambda *_: None)
+        return cached_pretrained(
+            "toy",
+            {"seed": 5},
+            build=lambda c: nn.Linear(4, 4),
+            train=train,
+            root=tmp_path,
+            frozen=False,
+            log=lambda *_: None,
+        )
 
     first = get(train_a)
     assert get(train_a).pretrain_info["acc"] == 1.0 and calls == ["a"]  # the second call loaded

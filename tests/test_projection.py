@@ -1,4 +1,5 @@
 """The projection helpers with the PCA stand-in (UMAP stays out of unit tests: numba compiles ~1 min)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """The quickstart study's summary (one interval helper) and its verdict on planted tables."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,8 +8,13 @@ from studio.studies import quickstart as qs
 
 
 def _results(acc_by_tokens: dict[int, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"grid": int(np.sqrt(t)), "tokens": t, "seed": s, "accuracy": a, "n_test": 100}
-                         for t, accs in acc_by_tokens.items() for s, a in enumerate(accs)])
+    return pd.DataFrame(
+        [
+            {"grid": int(np.sqrt(t)), "tokens": t, "seed": s, "accuracy": a, "n_test": 100}
+            for t, accs in acc_by_tokens.items()
+            for s, a in enumerate(accs)
+        ]
+    )
 
 
 def test_summary_is_a_t_interval_over_splits():
@@ -35,8 +41,15 @@ def test_verdict_tie_inside_the_spread_and_not_reproduced_when_pooling_helps():
     assert single.verdict == "tie"  # one split: no spread to be clear of
 
 
-@pytest.mark.parametrize("grids, n_splits, match", [([0], 2, "grids must be"), ([], 2, "grids must be"),
-                                                     ([3], 2, "dividing the 8-pixel"), ([1], 0, "n_splits must be")])
+@pytest.mark.parametrize(
+    "grids, n_splits, match",
+    [
+        ([0], 2, "grids must be"),
+        ([], 2, "grids must be"),
+        ([3], 2, "dividing the 8-pixel"),
+        ([1], 0, "n_splits must be"),
+    ],
+)
 def test_bad_parameters_are_one_clear_error_naming_the_parameter(grids, n_splits, match):
     from studio.errors import ParameterError
 

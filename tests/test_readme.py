@@ -1,4 +1,5 @@
 """The README gallery is written from figures/MANIFEST and lists every figure in it."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,12 +8,27 @@ from studio import paths
 from studio.workbench.readme import END, START, gallery_section, remake_command, render, update_readme
 
 MANIFEST = {
-    "demo_curve": {"kind": "figure", "caption": "Accuracy against tokens", "notebook": "notebooks/demo.ipynb",
-                   "profile": "default", "files": ["figures/demo_curve.png", "figures/demo_curve.pdf"]},
-    "demo_results": {"kind": "table", "caption": "per-seed results", "notebook": "notebooks/demo.ipynb",
-                     "profile": "default", "files": ["figures/demo_results.csv"]},
-    "alpha_map": {"kind": "figure", "caption": "A heatmap.", "notebook": "notebooks/alpha.ipynb",
-                  "profile": "paper", "files": ["figures/alpha_map.png"]},
+    "demo_curve": {
+        "kind": "figure",
+        "caption": "Accuracy against tokens",
+        "notebook": "notebooks/demo.ipynb",
+        "profile": "default",
+        "files": ["figures/demo_curve.png", "figures/demo_curve.pdf"],
+    },
+    "demo_results": {
+        "kind": "table",
+        "caption": "per-seed results",
+        "notebook": "notebooks/demo.ipynb",
+        "profile": "default",
+        "files": ["figures/demo_results.csv"],
+    },
+    "alpha_map": {
+        "kind": "figure",
+        "caption": "A heatmap.",
+        "notebook": "notebooks/alpha.ipynb",
+        "profile": "paper",
+        "files": ["figures/alpha_map.png"],
+    },
 }
 README = f"# title\n\nintro\n\n## Gallery\n\n{START}\nold stuff\n{END}\n\n## After\n\nkept\n"
 
@@ -41,8 +57,10 @@ def test_missing_markers_are_refused():
 
 
 def test_remake_command():
-    assert remake_command({"notebook": "notebooks/scaling_laws.ipynb", "profile": None}) == \
-        "studio figures --only scaling_laws"
+    assert (
+        remake_command({"notebook": "notebooks/scaling_laws.ipynb", "profile": None})
+        == "studio figures --only scaling_laws"
+    )
 
 
 def test_readme_gallery_lists_every_figure_in_the_manifest():
@@ -52,11 +70,15 @@ def test_readme_gallery_lists_every_figure_in_the_manifest():
         pytest.skip("no figures/MANIFEST yet (make figures writes it)")
     manifest = read_manifest()
     gallery = gallery_section((paths.ROOT / "README.md").read_text())
-    missing = [name for name, e in manifest.items() if e.get("kind", "figure") == "figure"
-               and (f"**{name}**" not in gallery or not any(f in gallery for f in e.get("files", [])
-                                                             if f.endswith(".png")))]
-    assert not missing, (f"README gallery lacks {missing}: run `.venv/bin/python -m studio.workbench.readme` "
-                         "after `make figures`")
+    missing = [
+        name
+        for name, e in manifest.items()
+        if e.get("kind", "figure") == "figure"
+        and (f"**{name}**" not in gallery or not any(f in gallery for f in e.get("files", []) if f.endswith(".png")))
+    ]
+    assert not missing, (
+        f"README gallery lacks {missing}: run `.venv/bin/python -m studio.workbench.readme` after `make figures`"
+    )
     for name, e in manifest.items():
         for f in e.get("files", []):
             assert (paths.ROOT / f).exists(), f"{name}: {f} is in the MANIFEST but not in the repository"

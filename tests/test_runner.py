@@ -1,4 +1,5 @@
 """The runner end to end: run folders, provenance, failures, determinism, figures and the MANIFEST."""
+
 import json
 
 import nbformat
@@ -6,9 +7,9 @@ import pytest
 import yaml
 
 from studio import paths
-from studio.workbench import cli, regenerate, runner
 from studio.errors import ParameterError
 from studio.repro import sha256_file
+from studio.workbench import cli, regenerate, runner
 
 
 @pytest.fixture
@@ -32,10 +33,12 @@ def project(tmp_path, monkeypatch):
 
 def _failing_notebook(folder):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# fails"),
-                nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell("raise ValueError('planted failure')")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# fails"),
+        nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('planted failure')"),
+    ]
     nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
     path = folder / "notebooks" / "fails.ipynb"
     nbformat.write(nb, path)
@@ -110,7 +113,8 @@ def test_figures_publish_manifest_and_check(project, capsys):
     assert regenerate.run_figures("smoke", check=True, echo=lambda *_: None) == 0  # same seed, same data
     # A tampered figure is reported, and --check leaves figures/ alone.
     (project / "figures" / "MANIFEST").write_text(
-        (project / "figures" / "MANIFEST").read_text().replace(entry["csv_sha256"], "deadbeef" * 8))
+        (project / "figures" / "MANIFEST").read_text().replace(entry["csv_sha256"], "deadbeef" * 8)
+    )
     lines = []
     assert regenerate.run_figures("smoke", check=True, echo=lines.append) == 1
     assert any("quickstart_pooling: changed: " in line and "edited after it was published" in line for line in lines)
@@ -120,13 +124,16 @@ def test_figures_publish_manifest_and_check(project, capsys):
 def _tiny_notebook(folder, name: str, after=()):
     """A figure notebook of two cells that records when it ran (for ordering) and saves one figure."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(
-                    "import os, time\nimport pandas as pd\nfrom studio.figures import figure, save_figure\n"
-                    "t0 = time.time(); time.sleep(2)\nfig, ax = figure(); ax.plot([0, 1], [0, seed])\n"
-                    # times as text: the CSV's float format keeps 6 digits
-                    f"save_figure(fig, '{name}_x', pd.DataFrame({{'start': [f'{{t0:.3f}}'], 'end': [f'{{time.time():.3f}}'], "
-                    "'pid': [os.getpid()]}), caption='tiny')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, time\nimport pandas as pd\nfrom studio.figures import figure, save_figure\n"
+            "t0 = time.time(); time.sleep(2)\nfig, ax = figure(); ax.plot([0, 1], [0, seed])\n"
+            # times as text: the CSV's float format keeps 6 digits
+            f"save_figure(fig, '{name}_x', pd.DataFrame({{'start': [f'{{t0:.3f}}'], 'end': [f'{{time.time():.3f}}'], "
+            "'pid': [os.getpid()]}), caption='tiny')"
+        ),
+    ]
     nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
     nbformat.write(nb, folder / "notebooks" / f"{name}.ipynb")
     profiles = {"figures": True, "after": list(after), "profiles": {"smoke": {}, "default": {}}}
@@ -159,8 +166,11 @@ def test_a_manifest_entry_outside_figures_is_refused_and_nothing_is_deleted(proj
     victim = tmp_path_factory.mktemp("outside") / "precious.txt"
     victim.write_text("keep me")
     (project / "figures").mkdir()
-    (project / "figures" / "MANIFEST").write_text(yaml.safe_dump({"figures": {
-        "old": {"notebook": "notebooks/quickstart.ipynb", "files": ["figures/old.png", str(victim)]}}}))
+    (project / "figures" / "MANIFEST").write_text(
+        yaml.safe_dump(
+            {"figures": {"old": {"notebook": "notebooks/quickstart.ipynb", "files": ["figures/old.png", str(victim)]}}}
+        )
+    )
     (project / "figures" / "old.png").write_text("png")
 
     class Result:
@@ -189,8 +199,9 @@ def test_check_tells_identical_from_within_spread_from_changed(tmp_path):
     assert classify(old, nudged, tolerance={"val_loss": 0.01})[0] == WITHIN  # inside the seed spread
     status, detail = classify(old, nudged)  # no tolerance declared: a real change
     assert status == CHANGED and "val_loss: 2 value(s), max |diff| 0.005 (no tolerance declared)" in detail
-    status, detail = classify(old, csv("far.csv", "T,M,val_loss,task\n1,4,0.60,a\n4,4,0.27,a\n"),
-                              tolerance={"val_loss": 0.01})
+    status, detail = classify(
+        old, csv("far.csv", "T,M,val_loss,task\n1,4,0.60,a\n4,4,0.27,a\n"), tolerance={"val_loss": 0.01}
+    )
     assert status == CHANGED and "(tolerance 0.01)" in detail
     assert classify(old, csv("rounded.csv", "T,M,val_loss,task\n1,4,0.500001,a\n4,4,0.27,a\n"))[0] == WITHIN
     assert classify(old, csv("text.csv", "T,M,val_loss,task\n1,4,0.50,b\n4,4,0.27,a\n"))[0] == CHANGED
@@ -222,13 +233,20 @@ def test_sigterm_records_the_run_as_interrupted(tmp_path):
     for d in ("notebooks", "experiments"):
         (tmp_path / d).mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import time\ntime.sleep(120)")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(120)"),
+    ]
     nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
     nbformat.write(nb, tmp_path / "notebooks" / "sleeper.ipynb")
     env = dict(os.environ, STUDIO_ROOT=str(tmp_path), STUDIO_RUNS=str(tmp_path / "runs"))
-    proc = subprocess.Popen([sys.executable, "-m", "studio.workbench.cli", "run", "notebooks/sleeper.ipynb", "-q"],
-                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio.workbench.cli", "run", "notebooks/sleeper.ipynb", "-q"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 90
     while not list((tmp_path / "runs").glob("sleeper/*/sleeper.ipynb")) and time.time() < deadline:
         time.sleep(0.5)  # the executed notebook appears once the kernel runs the first cell

@@ -1,4 +1,5 @@
 """studio.scaling: Epoch's Chinchilla optimum, recovery of known laws, degenerate fits, bad input."""
+
 from __future__ import annotations
 
 import functools
@@ -101,8 +102,14 @@ def test_other_losses_recover_the_additive_law(loss):
 def test_user_registered_law_is_fitted():
     name = "test_loglinear"
     try:
-        sc.register_law(name, lambda x, c0, c1: c0 - c1 * np.log(x), params=("c0", "c1"),
-                        grid={"c0": (1.0, 3.0, 10.0), "c1": (0.1, 1.0)}, n_inputs=1, positive=("c0",))
+        sc.register_law(
+            name,
+            lambda x, c0, c1: c0 - c1 * np.log(x),
+            params=("c0", "c1"),
+            grid={"c0": (1.0, 3.0, 10.0), "c1": (0.1, 1.0)},
+            n_inputs=1,
+            positive=("c0",),
+        )
         T = np.array(FRAMES * 3, dtype=float)
         y = (5 - 0.5 * np.log(T)) * np.exp(0.003 * np.random.default_rng(0).standard_normal(len(T)))
         f = sc.fit(pd.DataFrame({"T": T, "loss": y}), name, x="T")
@@ -136,20 +143,23 @@ def test_missing_floor_is_reported_degenerate():
     # A pure power law (no irreducible loss): the fitted floor E collapses towards 0.
     d = grid_data("power", dict(E=1.0, A=3.0, alpha=0.5))
     T = d["T"].to_numpy()
-    d["loss"] = 3.0 / T ** 0.5 * np.exp(0.003 * np.random.default_rng(1).standard_normal(len(T)))
+    d["loss"] = 3.0 / T**0.5 * np.exp(0.003 * np.random.default_rng(1).standard_normal(len(T)))
     f = sc.fit(d, "power", x="T", warn=False)
     assert f.degenerate and any("E" in r for r in f.degenerate_reasons)
 
 
 # ---------------------------------------------------------------- bad input
-@pytest.mark.parametrize("mutate, match", [
-    (lambda d: d.drop(columns="M"), "missing column"),
-    (lambda d: d.assign(M=d["M"].astype(object).where(d.index != 3, "many")), "not numeric"),
-    (lambda d: d.assign(loss=d["loss"].where(d.index != 5, np.nan)), "NaN"),
-    (lambda d: d.assign(T=d["T"].where(d.index != 2, 0.0)), "non-positive"),
-    (lambda d: d.assign(loss=d["loss"].where(d.index != 2, -1.0)), "non-positive"),
-    (lambda d: d.head(4), "fewer|at least as many"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda d: d.drop(columns="M"), "missing column"),
+        (lambda d: d.assign(M=d["M"].astype(object).where(d.index != 3, "many")), "not numeric"),
+        (lambda d: d.assign(loss=d["loss"].where(d.index != 5, np.nan)), "NaN"),
+        (lambda d: d.assign(T=d["T"].where(d.index != 2, 0.0)), "non-positive"),
+        (lambda d: d.assign(loss=d["loss"].where(d.index != 2, -1.0)), "non-positive"),
+        (lambda d: d.head(4), "fewer|at least as many"),
+    ],
+)
 def test_bad_data_gets_one_clear_error_before_fitting(mutate, match):
     d = mutate(grid_data("additive", TRUTHS["additive"]))
     with pytest.raises(ValueError, match=match):
@@ -184,7 +194,9 @@ def test_bad_user_csv_gives_one_error_naming_the_file(tmp_path):
     good.drop(columns="loss").to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"m\.csv.*loss"):
         sc.load_measurements(p)
-    good.assign(val_loss=good["loss"] + 0.1, strategy=["pool", "sample"] * (len(good) // 2) + ["pool"]).to_csv(p, index=False)
+    good.assign(val_loss=good["loss"] + 0.1, strategy=["pool", "sample"] * (len(good) // 2) + ["pool"]).to_csv(
+        p, index=False
+    )
     df, y, notes = sc.load_measurements(p)
     assert y == "val_loss" and set(df["strategy"]) == {"pool"} and notes
 

@@ -1,4 +1,5 @@
 """studio.studies.scaling_laws: the verdicts on planted tables, and the glue the notebook calls."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -22,7 +23,9 @@ def planted_fit(scale: dict | None = None, objective: float = EPOCH["objective"]
 
 
 def intervals(**bounds):
-    return pd.DataFrame([{"param": p, "ci_low": lo, "ci_high": hi} for p, (lo, hi) in bounds.items()]).set_index("param")
+    return pd.DataFrame([{"param": p, "ci_low": lo, "ci_high": hi} for p, (lo, hi) in bounds.items()]).set_index(
+        "param"
+    )
 
 
 # ---------------------------------------------------------------- Chinchilla
@@ -38,7 +41,7 @@ def test_chinchilla_verdict_follows_its_thresholds():
 
 def test_hoffmann_verdict_asks_whether_his_beta_is_outside_our_interval():
     beta = scaling.PUBLISHED["hoffmann"]["params"]["beta"]  # 0.28
-    fit = planted_fit()                                     # ours: beta = 0.3672
+    fit = planted_fit()  # ours: beta = 0.3672
     v = study.hoffmann_verdict(fit, intervals(beta=(0.33, 0.41)))
     assert v.verdict == REPRODUCED and abs(v.value) > v.spread
     assert v.value == pytest.approx(beta - fit.params["beta"]) and v.spread == pytest.approx(fit.params["beta"] - 0.33)
@@ -54,8 +57,9 @@ def planted_comparison(aics: dict) -> pd.DataFrame:
     return table
 
 
-@pytest.mark.parametrize("one_input_aic, outcome", [(150.0, REPRODUCED), (101.0, TIE), (99.0, TIE),
-                                                     (90.0, NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "one_input_aic, outcome", [(150.0, REPRODUCED), (101.0, TIE), (99.0, TIE), (90.0, NOT_REPRODUCED)]
+)
 def test_law_family_verdict_uses_the_aic_margin(one_input_aic, outcome):
     table = planted_comparison({"additive": (2, 100.0), "kaplan": (2, 104.0), "power(T*M)": (1, one_input_aic)})
     v = study.law_family_verdict(table)
@@ -69,12 +73,15 @@ def test_law_family_verdict_needs_both_kinds_of_law():
 
 
 # ---------------------------------------------------------------- frames against tokens
-@pytest.mark.parametrize("gain_2, lo, hi, outcome", [
-    (0.05, 0.02, 0.08, REPRODUCED),          # frames save more, interval clear of 0
-    (0.05, -0.01, 0.08, TIE),                # interval holds 0
-    (0.15, -0.08, -0.02, NOT_REPRODUCED),    # tokens save more, interval clear of 0
-    (0.05, float("nan"), float("nan"), TIE),  # no bootstrap: cannot be resolved
-])
+@pytest.mark.parametrize(
+    "gain_2, lo, hi, outcome",
+    [
+        (0.05, 0.02, 0.08, REPRODUCED),  # frames save more, interval clear of 0
+        (0.05, -0.01, 0.08, TIE),  # interval holds 0
+        (0.15, -0.08, -0.02, NOT_REPRODUCED),  # tokens save more, interval clear of 0
+        (0.05, float("nan"), float("nan"), TIE),  # no bootstrap: cannot be resolved
+    ],
+)
 def test_frames_vs_tokens_verdict(gain_2, lo, hi, outcome):
     v = study.frames_vs_tokens_verdict({"gain_1": 0.1, "gain_2": gain_2, "ci_low": lo, "ci_high": hi}, X)
     assert v.verdict == outcome and v.value == pytest.approx(0.1 - gain_2)
@@ -102,15 +109,29 @@ def test_chinchilla_tables_name_intervals_ci_low_ci_high():
     ci = intervals(E=(1.7, 1.9), alpha=(0.3, 0.4), beta=(0.33, 0.41))
     points, table = study.chinchilla_tables(chin, fit, ci)
     assert list(points["set"].unique()) == ["hoffmann", "epoch", "ours"] and len(points) == 3 * len(chin)
-    assert list(table.columns) == ["param", "ours", "ours_ci_low", "ours_ci_high", "epoch", "epoch_ci_low",
-                                   "epoch_ci_high", "hoffmann"]
+    assert list(table.columns) == [
+        "param",
+        "ours",
+        "ours_ci_low",
+        "ours_ci_high",
+        "epoch",
+        "epoch_ci_low",
+        "epoch_ci_high",
+        "hoffmann",
+    ]
     assert table.set_index("param").loc["beta", "ours_ci_low"] == 0.33
 
 
 def test_frontier_notes_flag_extrapolation_and_boundaries():
     data = pd.DataFrame({"frames": [1, 8], "tokens_per_frame": [1, 16]})
-    frontier = pd.DataFrame({"budget": [16, 4096], "frames_opt": [4.0, 64.0], "tokens_per_frame_opt": [4.0, 64.0],
-                             "at_boundary": [False, True]})
+    frontier = pd.DataFrame(
+        {
+            "budget": [16, 4096],
+            "frames_opt": [4.0, 64.0],
+            "tokens_per_frame_opt": [4.0, 64.0],
+            "at_boundary": [False, True],
+        }
+    )
     notes = study.frontier_notes(frontier, data, X)
     assert len(notes) == 2 and "[4096]" in notes[0] and "extrapolation" in notes[0] and "[4096]" in notes[1]
     assert study.frontier_notes(frontier.iloc[:1], data, X) == []

@@ -1,4 +1,5 @@
 """Synthetic scenes: captions follow the scene, hallucinations change exactly one slot of their type."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,17 +24,21 @@ def test_caption_describes_the_cells():
         slots = sc.slots
         o1, o2 = S.OBJECTS.index(slots["object1"]) + 1, S.OBJECTS.index(slots["object2"]) + 1
         assert o1 != o2
-        (r1, c1), = np.argwhere(sc.cell_object[0] == o1)
-        (r2, c2), = np.argwhere(sc.cell_object[0] == o2)
-        want = {"left-of": c1 < c2 and r1 == r2, "right-of": c1 > c2 and r1 == r2,
-                "above": r1 < r2 and c1 == c2, "below": r1 > r2 and c1 == c2}
+        ((r1, c1),) = np.argwhere(sc.cell_object[0] == o1)
+        ((r2, c2),) = np.argwhere(sc.cell_object[0] == o2)
+        want = {
+            "left-of": c1 < c2 and r1 == r2,
+            "right-of": c1 > c2 and r1 == r2,
+            "above": r1 < r2 and c1 == c2,
+            "below": r1 > r2 and c1 == c2,
+        }
         assert want[slots["relation"]], (slots, (r1, c1), (r2, c2))
-        (q1, d1), = np.argwhere(sc.cell_object[1] == o1)
+        ((q1, d1),) = np.argwhere(sc.cell_object[1] == o1)
         assert (q1 - r1, d1 - c1) == S.STEP[slots["event"]]
         assert sc.cell_colour[0, r1, c1] == S.COLOURS.index(slots["colour1"]) + 1
         assert sc.cell_colour[0, r2, c2] == S.COLOURS.index(slots["colour2"]) + 1
         # the pixels carry the object: an occupied cell is brighter than an empty one
-        assert sc.frames[0, :, r1 * 8:(r1 + 1) * 8, c1 * 8:(c1 + 1) * 8].mean() > 0.1
+        assert sc.frames[0, :, r1 * 8 : (r1 + 1) * 8, c1 * 8 : (c1 + 1) * 8].mean() > 0.1
 
 
 @pytest.mark.parametrize("kind", S.HALLUCINATION_TYPES)

@@ -3,6 +3,7 @@
 Runs use studio.sweep.toy:toy_target (no training); outputs go to a throw-away project root.
 Run folders are keyed by config and code: the last tests edit a copy of the package and rerun.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,27 +26,29 @@ from studio.workbench import cli
 TOY_YAML = paths.ROOT / "experiments" / "sweeps" / "toy.yaml"
 
 
-
-
-
-
-
-
 # --- expansion ---------------------------------------------------------------------------------------
 
+
 def test_expand_grid_seeds_exclude_include_trainer():
-    cfg = sweep.parse_config(toy(
-        grid={"frames": [1, 2, 4], "tokens_per_frame": [1, 4]}, seeds=[0, 1],
-        exclude=[{"frames": 2}, {"frames": 4, "tokens_per_frame": 4}, {"frames": 4, "seed": 1}],
-        include=[{"frames": 3, "tokens_per_frame": 3}, {"frames": 5, "seed": 7}, {"frames": 1, "tokens_per_frame": 1}],
-        trainer={"accelerator": "cpu", "devices": 1}))
+    cfg = sweep.parse_config(
+        toy(
+            grid={"frames": [1, 2, 4], "tokens_per_frame": [1, 4]},
+            seeds=[0, 1],
+            exclude=[{"frames": 2}, {"frames": 4, "tokens_per_frame": 4}, {"frames": 4, "seed": 1}],
+            include=[
+                {"frames": 3, "tokens_per_frame": 3},
+                {"frames": 5, "seed": 7},
+                {"frames": 1, "tokens_per_frame": 1},
+            ],
+            trainer={"accelerator": "cpu", "devices": 1},
+        )
+    )
     runs = sweep.expand(cfg)
     cells = [(r["frames"], r["tokens_per_frame"], r["seed"]) for r in runs]
     # grid order: last key fastest, seeds innermost; frames=2 dropped (partial match), (4, 4) dropped,
     # (4, 1) with seed 1 dropped;
     # includes follow, each run per seed unless it sets one; (1, 1) duplicates a grid cell: kept once.
-    assert cells == [(1, 1, 0), (1, 1, 1), (1, 4, 0), (1, 4, 1), (4, 1, 0),
-                     (3, 3, 0), (3, 3, 1), (5, 4, 7)]
+    assert cells == [(1, 1, 0), (1, 1, 1), (1, 4, 0), (1, 4, 1), (4, 1, 0), (3, 3, 0), (3, 3, 1), (5, 4, 7)]
     assert all(r["steps"] == 3 and r["trainer"] == {"accelerator": "cpu", "devices": 1} for r in runs)
     keys = [sweep.run_key(r, "code") for r in runs]
     assert len(set(keys)) == len(keys)
@@ -56,10 +59,14 @@ def test_expand_grid_seeds_exclude_include_trainer():
 
 
 def test_profiles_deep_merge_base_and_replace_the_rest():
-    data = toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 3, "opt": {"lr": 0.1, "wd": 0.0}},
-               seeds=[0, 1],
-               profiles={"smoke": {"grid": {"frames": [1]}, "seeds": [0], "base": {"opt": {"lr": 0.5}}},
-                         "default": {"base": {"steps": 5}}})
+    data = toy(
+        base={"frames": 4, "tokens_per_frame": 4, "steps": 3, "opt": {"lr": 0.1, "wd": 0.0}},
+        seeds=[0, 1],
+        profiles={
+            "smoke": {"grid": {"frames": [1]}, "seeds": [0], "base": {"opt": {"lr": 0.5}}},
+            "default": {"base": {"steps": 5}},
+        },
+    )
     smoke = sweep.parse_config(data, "smoke")
     assert smoke.profile == "smoke" and smoke.grid == {"frames": [1]} and smoke.seeds == [0]
     assert smoke.base == {"frames": 4, "tokens_per_frame": 4, "steps": 3, "opt": {"lr": 0.5, "wd": 0.0}}
@@ -82,22 +89,25 @@ def test_toy_yaml_parses_in_every_profile():
     assert len(sweep.expand(sweep.load_config(TOY_YAML, "smoke"))) == 4
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"grids": {}}, r"unknown key 'grids'; valid keys: name, description, target, base, grid"),
-    ({"profiles": {"smoke": {"name": "x"}}}, r"profile 'smoke'.*unknown key 'name'; valid keys: target, base"),
-    ({"profiles": {"smoke": {"seed": [0]}}}, r"unknown key 'seed'"),
-    ({"grid": {"frame": [1, 2]}}, r"grid: unknown config key 'frame'; base keys: frames, tokens_per_frame"),
-    ({"exclude": [{"tokens": 4}]}, r"exclude\[0\]: unknown config key 'tokens'"),
-    ({"include": [{"frames": 2, "lr": 0.1}]}, r"include\[0\]: unknown config key 'lr'"),
-    ({"grid": {"frames": 4}}, r"grid\['frames'\] must be a non-empty list"),
-    ({"seeds": [0, "1"]}, r"seeds must be a non-empty list of ints"),
-    ({"seeds": [0], "grid": {"seed": [0, 1]}}, r"'seed' is both in grid and seeds"),
-    ({"target": "studio.sweep.toy.toy_target"}, r"target must be 'module:function'"),
-    ({"name": "../x"}, r"name must be a folder-safe string"),
-    ({"base": {"frames": 4, "lr": "1e-3"}}, r"lr = '1e-3' is a string to YAML; .* 1.0e-3"),
-    ({"workers": 0}, r"workers must be an int >= 1"),
-    ({"profiles": {"smoke": {"workers": "2"}}}, r"profile 'smoke'.*workers must be an int >= 1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"grids": {}}, r"unknown key 'grids'; valid keys: name, description, target, base, grid"),
+        ({"profiles": {"smoke": {"name": "x"}}}, r"profile 'smoke'.*unknown key 'name'; valid keys: target, base"),
+        ({"profiles": {"smoke": {"seed": [0]}}}, r"unknown key 'seed'"),
+        ({"grid": {"frame": [1, 2]}}, r"grid: unknown config key 'frame'; base keys: frames, tokens_per_frame"),
+        ({"exclude": [{"tokens": 4}]}, r"exclude\[0\]: unknown config key 'tokens'"),
+        ({"include": [{"frames": 2, "lr": 0.1}]}, r"include\[0\]: unknown config key 'lr'"),
+        ({"grid": {"frames": 4}}, r"grid\['frames'\] must be a non-empty list"),
+        ({"seeds": [0, "1"]}, r"seeds must be a non-empty list of ints"),
+        ({"seeds": [0], "grid": {"seed": [0, 1]}}, r"'seed' is both in grid and seeds"),
+        ({"target": "studio.sweep.toy.toy_target"}, r"target must be 'module:function'"),
+        ({"name": "../x"}, r"name must be a folder-safe string"),
+        ({"base": {"frames": 4, "lr": "1e-3"}}, r"lr = '1e-3' is a string to YAML; .* 1.0e-3"),
+        ({"workers": 0}, r"workers must be an int >= 1"),
+        ({"profiles": {"smoke": {"workers": "2"}}}, r"profile 'smoke'.*workers must be an int >= 1"),
+    ],
+)
 def test_bad_configs_are_refused_with_a_clear_message(change, message):
     with pytest.raises(ParameterError, match=message):
         sweep.parse_config(toy(**change))
@@ -113,6 +123,7 @@ def test_missing_key_and_non_mapping_refused():
 
 
 # --- running -----------------------------------------------------------------------------------------
+
 
 def test_sweep_writes_run_folders_and_results(sweep_project):
     df = run_toy(toy(seeds=[0, 1]), "out")
@@ -219,8 +230,7 @@ def test_out_outside_the_project_is_refused(sweep_project, tmp_path):
 
 
 def test_failed_runs_are_recorded_and_the_others_still_run(sweep_project, capsys):
-    cfg = toy(base={"frames": 4, "tokens_per_frame": 4, "fail": False},
-              grid={"frames": [1, 4], "fail": [False, True]})
+    cfg = toy(base={"frames": 4, "tokens_per_frame": 4, "fail": False}, grid={"frames": [1, 4], "fail": [False, True]})
     df = run_toy(cfg, "out")
     assert df.attrs["ran"] == 2 and len(df.attrs["failed"]) == 2 and len(df) == 2
     assert not df["fail"].any()
@@ -239,7 +249,13 @@ def test_failed_runs_are_recorded_and_the_others_still_run(sweep_project, capsys
 def test_all_failed_still_writes_a_table_and_an_empty_grid_is_refused(sweep_project):
     df = run_toy(toy(base={"frames": 4, "fail": True}, grid={"frames": [1, 2]}), "out")
     assert len(df) == 0 and len(df.attrs["failed"]) == 2
-    assert list(pd.read_csv(sweep_project / "out" / "results.csv").columns) == ["frames", "fail", "seconds", "code", "run_key"]
+    assert list(pd.read_csv(sweep_project / "out" / "results.csv").columns) == [
+        "frames",
+        "fail",
+        "seconds",
+        "code",
+        "run_key",
+    ]
     with pytest.raises(ParameterError, match="expands to no runs"):
         run_toy(toy(exclude=[{"steps": 3}]), "none")
 
@@ -264,8 +280,9 @@ def test_local_workers_run_in_other_processes_with_the_same_results(sweep_projec
     pd.testing.assert_frame_equal(df.drop(columns="seconds"), serial.drop(columns="seconds"))
     again = run_toy(toy(seeds=[0, 1], workers=2), "par")
     assert again.attrs["skipped"] == 8 and again.attrs["ran"] == 0
-    failing = run_toy(toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0}), "fail",
-                  workers=2)
+    failing = run_toy(
+        toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0}), "fail", workers=2
+    )
     assert failing.attrs["ran"] == 1 and len(failing.attrs["failed"]) == 1
     with pytest.raises(ParameterError, match="workers must be an int >= 1"):
         run_toy(toy(), "bad", workers=0)
@@ -281,11 +298,23 @@ def test_a_target_that_cannot_be_imported_is_a_config_error(sweep_project):
 
 def test_submitit_options_are_mapped_to_auto_executor_names():
     cluster, params = sweep.submitit_parameters(
-        {"cluster": "local", "partition": "gpu", "timeout_min": 60, "gpus_per_node": 1,
-         "array_parallelism": 8, "slurm_qos": "high"})
+        {
+            "cluster": "local",
+            "partition": "gpu",
+            "timeout_min": 60,
+            "gpus_per_node": 1,
+            "array_parallelism": 8,
+            "slurm_qos": "high",
+        }
+    )
     assert cluster == "local"
-    assert params == {"slurm_partition": "gpu", "timeout_min": 60, "gpus_per_node": 1,
-                      "slurm_array_parallelism": 8, "slurm_qos": "high"}
+    assert params == {
+        "slurm_partition": "gpu",
+        "timeout_min": 60,
+        "gpus_per_node": 1,
+        "slurm_array_parallelism": 8,
+        "slurm_qos": "high",
+    }
     with pytest.raises(ParameterError, match="unknown cluster 'laptop'"):
         sweep.submitit_parameters({"cluster": "laptop"})
 
@@ -297,15 +326,19 @@ def test_submitit_launcher_debug_cluster(sweep_project):
     pd.testing.assert_frame_equal(df[["val_loss", "run_key"]], local[["val_loss", "run_key"]])
     assert (sweep_project / "sub" / "submitit").is_dir()
     with pytest.raises(ParameterError, match="submitit options"):
-        run_toy(toy(grid={"frames": [2]}, submitit={"cluster": "debug", "timeout_min": "soon"}), "bad",
-            launcher="submitit")
+        run_toy(
+            toy(grid={"frames": [2]}, submitit={"cluster": "debug", "timeout_min": "soon"}), "bad", launcher="submitit"
+        )
 
 
 @pytest.mark.slow
 def test_submitit_launcher_local_executor_subprocesses(sweep_project):
     """Real subprocesses (submitit's LocalExecutor), one ok run and one failing run."""
-    cfg = toy(grid={"fail": [False, True]}, base={"frames": 4, "fail": False, "seed": 0},
-              submitit={"cluster": "local", "timeout_min": 2})
+    cfg = toy(
+        grid={"fail": [False, True]},
+        base={"frames": 4, "fail": False, "seed": 0},
+        submitit={"cluster": "local", "timeout_min": 2},
+    )
     df = run_toy(cfg, "sub", launcher="submitit")
     assert df.attrs["ran"] == 1 and len(df.attrs["failed"]) == 1 and len(df) == 1
     error = json.loads((sweep_project / "sub" / df.attrs["failed"][0] / "error.json").read_text())
@@ -314,12 +347,20 @@ def test_submitit_launcher_local_executor_subprocesses(sweep_project):
     pd.testing.assert_frame_equal(df[["val_loss", "run_key"]], reference[["val_loss", "run_key"]])
     for key in df.run_key:
         assert json.loads((sweep_project / "sub" / key / "timing.json").read_text())["launcher"] == "submitit"
-    again = run_toy(toy(grid={"fail": [False]}, base={"frames": 4, "fail": False, "seed": 0},
-                    submitit={"cluster": "local", "timeout_min": 2}), "sub", launcher="submitit")
+    again = run_toy(
+        toy(
+            grid={"fail": [False]},
+            base={"frames": 4, "fail": False, "seed": 0},
+            submitit={"cluster": "local", "timeout_min": 2},
+        ),
+        "sub",
+        launcher="submitit",
+    )
     assert again.attrs["skipped"] == 1 and again.attrs["ran"] == 0
 
 
 # --- CLI ---------------------------------------------------------------------------------------------
+
 
 def _write_yaml(path: Path, data) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -355,8 +396,9 @@ def test_kill_9_midway_leaves_no_torn_file_and_the_rerun_resumes(tmp_path):
     """A real sweep process killed with SIGKILL while a run is checkpointing, then rerun."""
     root = tmp_path / "proj"
     root.mkdir()
-    cfg = _write_yaml(tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 30,
-                                                        "sleep_s": 0.02, "seed": 0}))
+    cfg = _write_yaml(
+        tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 30, "sleep_s": 0.02, "seed": 0})
+    )
     env = {**os.environ, "STUDIO_ROOT": str(root)}
     # run_sweep directly rather than the CLI: studio.workbench.cli imports studio.workbench.params (nbformat, seconds)
     cmd = [sys.executable, "-c", f"from studio.sweep import run_sweep; run_sweep({str(cfg)!r}, out='out')"]
@@ -421,14 +463,20 @@ def test_editing_the_target_reruns_its_cells_editing_anything_else_reruns_nothin
     shutil.copytree(paths.ROOT / "studio", copy / "studio", ignore=shutil.ignore_patterns("__pycache__"))
     cfg = tmp_path / "toy.yaml"
     shutil.copy(TOY_YAML, cfg)
-    env = {**os.environ, "PYTHONPATH": str(copy), "STUDIO_ROOT": str(tmp_path),
-           "STUDIO_RUNS": str(tmp_path / "runs"), "STUDIO_SWEEPS": str(tmp_path / "sweeps"),
-           "STUDIO_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(copy),
+        "STUDIO_ROOT": str(tmp_path),
+        "STUDIO_RUNS": str(tmp_path / "runs"),
+        "STUDIO_SWEEPS": str(tmp_path / "sweeps"),
+        "STUDIO_CACHE": str(tmp_path / "cache"),
+    }
 
     def rerun() -> dict:
         # cwd: not the checkout, whose studio/ would come first on sys.path ("" for python -c)
-        done = subprocess.run([sys.executable, "-c", RERUN, str(cfg)], env=env, cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", RERUN, str(cfg)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 

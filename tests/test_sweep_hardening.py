@@ -3,6 +3,7 @@ finished run, two sweeps on one folder, configs the target refuses, --out on a s
 
 Runs use studio.sweep.toy:toy_target; outputs go to a throw-away project root.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ def _write_yaml(path: Path, data) -> Path:
 
 
 # --- 3. workers die with the sweep -------------------------------------------------------------------
+
 
 def _children(pid: int) -> list[int]:
     out = []
@@ -64,8 +66,10 @@ def test_kill_9_of_a_sweep_with_workers_kills_its_workers(tmp_path):
     root = tmp_path / "proj"
     root.mkdir()
     # cells of ~20 s: a worker that outlives its parent is still busy (or waiting) long after the kill
-    cfg = _write_yaml(tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 200,
-                                                        "sleep_s": 0.1, "seed": 0}, workers=2))
+    cfg = _write_yaml(
+        tmp_path / "slow.yaml",
+        toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 200, "sleep_s": 0.1, "seed": 0}, workers=2),
+    )
     env = {**os.environ, "STUDIO_ROOT": str(root)}
     cmd = [sys.executable, "-c", f"from studio.sweep import run_sweep; run_sweep({str(cfg)!r}, out='out')"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -74,8 +78,9 @@ def test_kill_9_of_a_sweep_with_workers_kills_its_workers(tmp_path):
         deadline = time.time() + 60
         while time.time() < deadline and len(list((root / "out").glob("*/checkpoint.json"))) < 2:
             time.sleep(0.05)
-        workers = [p for p in _children(proc.pid) if "multiprocessing" in _cmdline(p)
-                   and "resource_tracker" not in _cmdline(p)]
+        workers = [
+            p for p in _children(proc.pid) if "multiprocessing" in _cmdline(p) and "resource_tracker" not in _cmdline(p)
+        ]
         assert len(workers) == 2, f"expected two workers running cells, found {workers}"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -92,6 +97,7 @@ def test_kill_9_of_a_sweep_with_workers_kills_its_workers(tmp_path):
 
 
 # --- 6. a metrics.json that is not a finished run ----------------------------------------------------
+
 
 def test_metrics_without_the_required_keys_are_redone_and_named(sweep_project, capsys):
     first = run_toy(toy(), "out")
@@ -143,11 +149,16 @@ def test_two_sweeps_on_one_out_train_each_cell_once(tmp_path):
     root = tmp_path / "proj"
     root.mkdir()
     # four cells of ~1 s each: the two sweeps overlap whatever their start-up times
-    cfg = _write_yaml(tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 20,
-                                                        "sleep_s": 0.05, "seed": 0}))
+    cfg = _write_yaml(
+        tmp_path / "slow.yaml", toy(base={"frames": 4, "tokens_per_frame": 4, "steps": 20, "sleep_s": 0.05, "seed": 0})
+    )
     env = {**os.environ, "STUDIO_ROOT": str(root)}
-    procs = [subprocess.Popen([sys.executable, "-c", TWO, str(cfg)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO, str(cfg)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -161,12 +172,16 @@ def test_two_sweeps_on_one_out_train_each_cell_once(tmp_path):
 
 # --- 8. the target checks the config before any run starts -------------------------------------------
 
-@pytest.mark.parametrize("change, message", [
-    ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "stepz": 3}}, "'stepz'"),
-    ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": -5}}, "steps"),
-    ({"grid": {"steps": [3, -5]}}, "steps"),
-    ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "sleep_s": "long"}}, "sleep_s"),
-])
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "stepz": 3}}, "'stepz'"),
+        ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": -5}}, "steps"),
+        ({"grid": {"steps": [3, -5]}}, "steps"),
+        ({"base": {"frames": 4, "tokens_per_frame": 4, "steps": 3, "sleep_s": "long"}}, "sleep_s"),
+    ],
+)
 def test_a_config_the_target_refuses_is_refused_before_any_run(sweep_project, change, message):
     with pytest.raises(ParameterError, match=message) as refused:
         run_toy(toy(**change), "out")
@@ -180,6 +195,7 @@ def test_the_toy_target_refuses_negative_steps_when_called_directly(tmp_path):
 
 
 # --- 11. an explicit --out may be anywhere the user can write -----------------------------------------
+
 
 def test_cli_out_may_be_any_writable_folder_but_not_a_file(sweep_project, tmp_path, capsys):
     cfg = _write_yaml(sweep_project / "ok.yaml", toy())

@@ -1,4 +1,5 @@
 """Synthetic videos: exact regeneration, answers true by construction, vocabulary, selection strategies."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from studio.data.digits import split_digits
-from studio.data.video import (MOTIONS, NONE_LABEL, TASKS, VideoConfig, _digit_pool, make_batch, sample_specs)
+from studio.data.video import MOTIONS, NONE_LABEL, TASKS, VideoConfig, _digit_pool, make_batch, sample_specs
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
 from studio.models.selection import FrameSelector, TokenSelector
 

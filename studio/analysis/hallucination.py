@@ -6,6 +6,7 @@
 
 Captions are those of `studio.data.scenes` (fixed template, six slot words).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,10 +46,12 @@ def chair(captions, slots: list[dict]) -> dict[str, float]:
                 bad_attr += present.get(obj) != colour
     total = n_obj + n_attr
     nan = float("nan")
-    return {"chair": (bad_obj + bad_attr) / total if total else nan,
-            "chair_object": bad_obj / n_obj if n_obj else nan,
-            "chair_attribute": bad_attr / n_attr if n_attr else nan,
-            "mentions_per_caption": total / max(len(slots), 1)}
+    return {
+        "chair": (bad_obj + bad_attr) / total if total else nan,
+        "chair_object": bad_obj / n_obj if n_obj else nan,
+        "chair_attribute": bad_attr / n_attr if n_attr else nan,
+        "mentions_per_caption": total / max(len(slots), 1),
+    }
 
 
 def caption_scores(generated: list[str], truth: list[str], slots: list[dict]) -> dict[str, float]:
@@ -56,8 +59,9 @@ def caption_scores(generated: list[str], truth: list[str], slots: list[dict]) ->
     slot word right, per slot of the template) and the `chair` rates."""
     out = {"gen_exact": float(np.mean([g == t for g, t in zip(generated, truth)]))}
     for slot, pos in S.SLOT_POSITION.items():
-        out[f"gen_{slot}"] = float(np.mean([len(g.split()) > pos and g.split()[pos] == t.split()[pos]
-                                            for g, t in zip(generated, truth)]))
+        out[f"gen_{slot}"] = float(
+            np.mean([len(g.split()) > pos and g.split()[pos] == t.split()[pos] for g, t in zip(generated, truth)])
+        )
     out.update(chair(generated, slots))
     return out
 
@@ -66,5 +70,7 @@ def separation_by_type(visual, faithful, hallucinated, types, kinds=S.HALLUCINAT
     """`pairwise_separation` of the rows of each hallucination type: {"fh_pairwise_<kind>": share}.
     (n, width) x 3 and types (n,) -> dict, in the order of `kinds`."""
     types = np.asarray(types)
-    return {f"fh_pairwise_{k}": pairwise_separation(visual[types == k], faithful[types == k], hallucinated[types == k])
-            for k in kinds}
+    return {
+        f"fh_pairwise_{k}": pairwise_separation(visual[types == k], faithful[types == k], hallucinated[types == k])
+        for k in kinds
+    }

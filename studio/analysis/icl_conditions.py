@@ -5,6 +5,7 @@
 Each condition draws from its own random stream (`_condition_rng`), so adding one never changes
 another's numbers. Pure numpy.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -20,10 +21,13 @@ def _with(e: Episode, condition: str, demos=None, query=None, answer=None, candi
     query = query if query is not None else e.query
     if answer is not None:  # the query shot carries the (new) true answer too, as built episodes do
         query = replace(query, answer=answer)
-    return Episode(demos if demos is not None else list(e.demos), query,
-                   e.answer if answer is None else answer,
-                   list(e.candidates) if candidates is None else candidates,
-                   {**e.meta, "condition": condition})
+    return Episode(
+        demos if demos is not None else list(e.demos),
+        query,
+        e.answer if answer is None else answer,
+        list(e.candidates) if candidates is None else candidates,
+        {**e.meta, "condition": condition},
+    )
 
 
 def _map_demo_images(episodes, condition, fn):
@@ -53,8 +57,9 @@ def cond_demo_images_blank(episodes, rng):
 
 def cond_demo_images_noise(episodes, rng):
     """Every demonstration image replaced by uniform noise in [0, 1) (same shape and dtype)."""
-    return _map_demo_images(episodes, "demo_images_noise",
-                            lambda im: None if im is None else rng.random(im.shape).astype(im.dtype))
+    return _map_demo_images(
+        episodes, "demo_images_noise", lambda im: None if im is None else rng.random(im.shape).astype(im.dtype)
+    )
 
 
 def cond_demo_images_removed(episodes, rng):
@@ -68,15 +73,22 @@ def cond_demo_images_shuffled(episodes, rng):
     eps = []
     for e in episodes:
         p = _derangement(len(e.demos), rng)
-        eps.append(_with(e, "demo_images_shuffled",
-                         demos=[replace(d, image=e.demos[j].image) for d, j in zip(e.demos, p)]))
+        eps.append(
+            _with(e, "demo_images_shuffled", demos=[replace(d, image=e.demos[j].image) for d, j in zip(e.demos, p)])
+        )
     return eps, [e.answer for e in episodes]
 
 
 def cond_query_image_blank(episodes, rng):
     """The query image replaced by zeros; demonstrations untouched."""
-    eps = [_with(e, "query_image_blank", query=replace(e.query, image=None if e.query.image is None
-                                                        else np.zeros_like(e.query.image))) for e in episodes]
+    eps = [
+        _with(
+            e,
+            "query_image_blank",
+            query=replace(e.query, image=None if e.query.image is None else np.zeros_like(e.query.image)),
+        )
+        for e in episodes
+    ]
     return eps, [e.answer for e in episodes]
 
 
@@ -100,8 +112,16 @@ def cond_labels_permuted(episodes, rng):
     demonstrations scores as on the original; one that answers from its weights scores 0."""
     labels = sorted({a for e in episodes for a in list(e.candidates) + [e.answer] + [d.answer for d in e.demos]})
     pi = dict(zip(labels, [labels[j] for j in _derangement(len(labels), rng)]))
-    eps = [_with(e, "labels_permuted", demos=[replace(d, answer=pi[d.answer]) for d in e.demos],
-                 answer=pi[e.answer], candidates=sorted(pi[c] for c in e.candidates)) for e in episodes]
+    eps = [
+        _with(
+            e,
+            "labels_permuted",
+            demos=[replace(d, answer=pi[d.answer]) for d in e.demos],
+            answer=pi[e.answer],
+            candidates=sorted(pi[c] for c in e.candidates),
+        )
+        for e in episodes
+    ]
     return eps, [pi[e.answer] for e in episodes]
 
 
@@ -114,8 +134,15 @@ def cond_symbols(episodes, rng):
         if len(labels) > len(SYMBOLS):
             raise ValueError(f"episode has {len(labels)} answers, more than the {len(SYMBOLS)} symbols")
         sym = dict(zip(labels, (SYMBOLS[j] for j in rng.choice(len(SYMBOLS), size=len(labels), replace=False))))
-        eps.append(_with(e, "symbols", demos=[replace(d, answer=sym[d.answer]) for d in e.demos],
-                         answer=sym[e.answer], candidates=sorted(sym[c] for c in e.candidates)))
+        eps.append(
+            _with(
+                e,
+                "symbols",
+                demos=[replace(d, answer=sym[d.answer]) for d in e.demos],
+                answer=sym[e.answer],
+                candidates=sorted(sym[c] for c in e.candidates),
+            )
+        )
         targets.append(sym[e.answer])
     return eps, targets
 

@@ -4,6 +4,7 @@ The planted predictors check the probe (nearest-image matching must lose accurac
 images go; majority vote must not care). Models plug in through `episodes_to_arrays` (images, masks,
 answer indices into `answer_vocabulary()`) and `scores_predictor(score_fn)`. Pure numpy.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -91,8 +92,9 @@ def episodes_to_arrays(episodes: Sequence[Episode], vocab: Sequence[str] | None 
     ways = {len(e.candidates) for e in episodes}
     shapes = {np.shape(im) for e in episodes for im in [e.query.image] + [d.image for d in e.demos] if im is not None}
     if len(shots) != 1 or len(ways) != 1 or len(shapes) > 1:
-        raise ValueError(f"episodes differ in shots {sorted(shots)}, ways {sorted(ways)} "
-                         f"or image shape {sorted(shapes)}")
+        raise ValueError(
+            f"episodes differ in shots {sorted(shots)}, ways {sorted(ways)} or image shape {sorted(shapes)}"
+        )
     if not shapes:
         raise ValueError("no episode has any image: the image shape is unknown")
     (S,), (shape,) = shots, shapes
@@ -103,15 +105,21 @@ def episodes_to_arrays(episodes: Sequence[Episode], vocab: Sequence[str] | None 
         for j, im in enumerate([d.image for d in e.demos] + [e.query.image]):
             if im is not None:
                 images[i, j], mask[i, j] = im, True
-    return {"images": images, "image_mask": mask,
-            "demo_answers": np.array([[idx(d.answer) for d in e.demos] for e in episodes],
-                                     dtype=np.int64).reshape(n, S),
-            "target": np.array([idx(e.answer) for e in episodes], dtype=np.int64),
-            "candidates": np.array([[idx(c) for c in e.candidates] for e in episodes], dtype=np.int64)}
+    return {
+        "images": images,
+        "image_mask": mask,
+        "demo_answers": np.array([[idx(d.answer) for d in e.demos] for e in episodes], dtype=np.int64).reshape(n, S),
+        "target": np.array([idx(e.answer) for e in episodes], dtype=np.int64),
+        "candidates": np.array([[idx(c) for c in e.candidates] for e in episodes], dtype=np.int64),
+    }
 
 
-def scores_predictor(score_fn: Callable[[dict], np.ndarray], vocab: Sequence[str] | None = None,
-                     candidates_only: bool = False, batch_size: int = 1024) -> Predictor:
+def scores_predictor(
+    score_fn: Callable[[dict], np.ndarray],
+    vocab: Sequence[str] | None = None,
+    candidates_only: bool = False,
+    batch_size: int = 1024,
+) -> Predictor:
     """A predictor from a scoring function: score_fn(episodes_to_arrays(batch, vocab)) -> (b, V) scores
     over `vocab`; the answer is the argmax over the whole vocabulary (exact match, as generation is), or
     over each episode's candidates with candidates_only=True (as a multiple-choice probe)."""
@@ -120,7 +128,7 @@ def scores_predictor(score_fn: Callable[[dict], np.ndarray], vocab: Sequence[str
     def predict(episodes: Sequence[Episode]) -> list[str]:
         episodes, out = list(episodes), []
         for start in range(0, len(episodes), batch_size):
-            arrays = episodes_to_arrays(episodes[start:start + batch_size], vocab)
+            arrays = episodes_to_arrays(episodes[start : start + batch_size], vocab)
             scores = np.asarray(score_fn(arrays), dtype=np.float64)
             if scores.shape != (len(arrays["target"]), len(vocab)):
                 expected = (len(arrays["target"]), len(vocab))

@@ -18,6 +18,7 @@ episodes. `evaluate` gives per-episode correctness once; pass it as `correct=` t
 
 Pure numpy/pandas: no torch, no Lightning.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -44,8 +45,9 @@ def _predict(predictor: Predictor, episodes: list[Episode]) -> list[str]:
     return preds
 
 
-def evaluate(predictor: Predictor, episodes: Sequence[Episode], seed: int = 0,
-             conditions: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def evaluate(
+    predictor: Predictor, episodes: Sequence[Episode], seed: int = 0, conditions: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Per-episode correctness under each condition: {condition: bool array (n,)}.
 
     The predictor sees blinded copies only; an answer is correct when it equals the condition's target
@@ -73,8 +75,9 @@ def _check_boot(n_boot, level):
         raise ValueError(f"level must be in (0, 1), got {level}")
 
 
-def bootstrap_accuracy(correct: np.ndarray, n_boot: int = 1000, level: float = 0.95,
-                       rng: np.random.Generator | None = None) -> tuple[float, float, float]:
+def bootstrap_accuracy(
+    correct: np.ndarray, n_boot: int = 1000, level: float = 0.95, rng: np.random.Generator | None = None
+) -> tuple[float, float, float]:
     """(accuracy, ci_low, ci_high): percentile bootstrap over episodes. Resampling n binary outcomes
     with replacement gives Binomial(n, p) / n exactly, so that is drawn directly."""
     _check_boot(n_boot, level)
@@ -87,8 +90,9 @@ def bootstrap_accuracy(correct: np.ndarray, n_boot: int = 1000, level: float = 0
     return p, float(lo), float(hi)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, level: float = 0.95,
-                     rng: np.random.Generator | None = None) -> dict:
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 1000, level: float = 0.95, rng: np.random.Generator | None = None
+) -> dict:
     """Paired bootstrap over episodes of two correctness vectors on the same episodes.
 
     Returns diff = mean(a) - mean(b) and ratio = mean(b) / mean(a) (nan when mean(a) = 0), each with
@@ -110,8 +114,14 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, level: fl
     dlo, dhi = percentile_interval(ma - mb, level)
     ratios = ratios[~np.isnan(ratios)]  # resamples with no correct original answer have no ratio
     rlo, rhi = percentile_interval(ratios, level) if len(ratios) else (np.nan, np.nan)
-    return {"diff": pa - pb, "diff_ci_low": float(dlo), "diff_ci_high": float(dhi),
-            "ratio": pb / pa if pa > 0 else float("nan"), "ratio_ci_low": float(rlo), "ratio_ci_high": float(rhi)}
+    return {
+        "diff": pa - pb,
+        "diff_ci_low": float(dlo),
+        "diff_ci_high": float(dhi),
+        "ratio": pb / pa if pa > 0 else float("nan"),
+        "ratio_ci_low": float(rlo),
+        "ratio_ci_high": float(rhi),
+    }
 
 
 def _boot_rng(seed: int, name: str) -> np.random.Generator:
@@ -134,9 +144,16 @@ def _reuse(predictor, episodes, seed, names, correct) -> dict[str, np.ndarray]:
     return {c: np.asarray(correct[c], dtype=bool) for c in names}
 
 
-def probe(predictor: Predictor, episodes: Sequence[Episode], seed: int = 0,
-          conditions: Sequence[str] | None = None, n_boot: int = 1000, level: float = 0.95,
-          baselines: bool = True, correct: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def probe(
+    predictor: Predictor,
+    episodes: Sequence[Episode],
+    seed: int = 0,
+    conditions: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    baselines: bool = True,
+    correct: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """Accuracy of `predictor` under each condition, with the baselines on the same episodes.
 
     Returns one row per condition (kind "condition") then per baseline (kind "baseline"):
@@ -166,8 +183,16 @@ def probe(predictor: Predictor, episodes: Sequence[Episode], seed: int = 0,
             acc, lo, hi = bootstrap_accuracy(c, n_boot, level, _boot_rng(seed, name))
             rows.append(dict(kind="baseline", condition=name, accuracy=acc, ci_low=lo, ci_high=hi, n=len(c)))
         chance = float(np.mean([1.0 / max(len(e.candidates), 1) for e in episodes]))
-        rows.append({"kind": "baseline", "condition": "baseline_chance", "accuracy": chance,
-                     "ci_low": chance, "ci_high": chance, "n": len(episodes)})
+        rows.append(
+            {
+                "kind": "baseline",
+                "condition": "baseline_chance",
+                "accuracy": chance,
+                "ci_low": chance,
+                "ci_high": chance,
+                "n": len(episodes),
+            }
+        )
     df = pd.DataFrame(rows)
     ref = correct["original"].mean() if "original" in correct else np.nan
     df["delta"] = df["accuracy"] - ref
@@ -185,9 +210,15 @@ def probe_many(predictors: dict[str, Predictor], episodes: Sequence[Episode], se
     return pd.concat(tables, ignore_index=True)
 
 
-def visual_reliance(predictor: Predictor, episodes: Sequence[Episode], seed: int = 0,
-                    ablation: str = "demo_images_blank", n_boot: int = 1000, level: float = 0.95,
-                    correct: dict[str, np.ndarray] | None = None) -> dict:
+def visual_reliance(
+    predictor: Predictor,
+    episodes: Sequence[Episode],
+    seed: int = 0,
+    ablation: str = "demo_images_blank",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    correct: dict[str, np.ndarray] | None = None,
+) -> dict:
     """How much the predictor's accuracy depends on the demonstration images.
 
     reliance = acc(original) - acc(`ablation`), by default demonstration images blanked to zeros

@@ -16,6 +16,7 @@ load (500 x 16 points): cold process 92 s import + 36 s first fit; every later p
 2.5 s first fit (the same as a second fit in one process, 2 s). `warm_up()` pays whatever is left up
 front on a tiny problem. Unit tests use method="pca" and never import umap.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -134,9 +135,17 @@ def _stack(arrays_by_group: Mapping[str, object], labels: Mapping[str, Mapping[s
     return np.concatenate(blocks), pd.concat(frames, ignore_index=True)
 
 
-def project(arrays_by_group: Mapping[str, object], method: str = "umap", seed: int = 0, *,
-            labels: Mapping[str, Mapping[str, Sequence]] | None = None, normalize: bool = True,
-            n_neighbors: int = 15, min_dist: float = 0.1, **umap_kw) -> pd.DataFrame:
+def project(
+    arrays_by_group: Mapping[str, object],
+    method: str = "umap",
+    seed: int = 0,
+    *,
+    labels: Mapping[str, Mapping[str, Sequence]] | None = None,
+    normalize: bool = True,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    **umap_kw,
+) -> pd.DataFrame:
     """Project every group's rows jointly to 2-D.
 
     arrays_by_group: {group name: (n_g, d)}, e.g. {"visual": V, "text": T}.
@@ -163,16 +172,24 @@ def project(arrays_by_group: Mapping[str, object], method: str = "umap", seed: i
             xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
     else:
         warm_up(log=None)
-        reducer = _umap_class()(n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist,
-                                random_state=seed, **umap_kw)
+        reducer = _umap_class()(
+            n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist, random_state=seed, **umap_kw
+        )
         xy = _fit(reducer, x)
     frame["x"], frame["y"] = xy[:, 0], xy[:, 1]
     frame.attrs["method"] = method.upper()
     return frame
 
 
-def plot_projection(proj: pd.DataFrame, hues: Sequence[str] = ("group",), *, titles: Sequence[str] | None = None,
-                    s: float = 6.0, alpha: float = 0.7, axes=None):
+def plot_projection(
+    proj: pd.DataFrame,
+    hues: Sequence[str] = ("group",),
+    *,
+    titles: Sequence[str] | None = None,
+    s: float = 6.0,
+    alpha: float = 0.7,
+    axes=None,
+):
     """Scatter a `project` result once per hue column (e.g. "group" = modality, "caption" =
     faithful/hallucinated), side by side, in the project style. Rows with no value for a hue are
     drawn in light grey as context. Colours follow first appearance (the order of the groups given
@@ -189,19 +206,25 @@ def plot_projection(proj: pd.DataFrame, hues: Sequence[str] = ("group",), *, tit
     else:
         fig = np.atleast_1d(axes)[0].figure
     axes = list(np.atleast_1d(axes))
-    titles = list(titles) if titles is not None else [
-        "by modality" if h == "group" else f"by {h}" for h in hues]
+    titles = list(titles) if titles is not None else ["by modality" if h == "group" else f"by {h}" for h in hues]
     for k, (ax, hue, title) in enumerate(zip(axes, hues, titles)):
         known = proj[hue].notna()
         if (~known).any():
             ax.scatter(proj.loc[~known, "x"], proj.loc[~known, "y"], s=s, color="0.85", lw=0, label=f"no {hue}")
         for i, (value, part) in enumerate(proj[known].groupby(hue, sort=False)):
-            ax.scatter(part["x"], part["y"], s=s, alpha=alpha, color=f"C{(i + 2 * k) % 8}", lw=0,
-                       label=str(value))  # a new pair of colours per panel: no colour means two things
-        ax.set(xticks=[], yticks=[], xlabel=f"{_method_name(proj)} 1", ylabel=f"{_method_name(proj)} 2",
-               title=title)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, markerscale=2.5,
-                  fontsize="small", handletextpad=0.2, columnspacing=1.0)
+            ax.scatter(
+                part["x"], part["y"], s=s, alpha=alpha, color=f"C{(i + 2 * k) % 8}", lw=0, label=str(value)
+            )  # a new pair of colours per panel: no colour means two things
+        ax.set(xticks=[], yticks=[], xlabel=f"{_method_name(proj)} 1", ylabel=f"{_method_name(proj)} 2", title=title)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=3,
+            markerscale=2.5,
+            fontsize="small",
+            handletextpad=0.2,
+            columnspacing=1.0,
+        )
     return fig, axes
 
 

@@ -17,6 +17,7 @@ A hooked module's output is taken as is when it is a tensor, else its first elem
 layers return a tensor or a tuple whose first element is the hidden state). Note that HF's
 `output_hidden_states[-1]` has the final norm applied; a hook on the last decoder layer does not.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -122,7 +123,9 @@ class ActivationCache:
         h, m = self[layer], self.mask(modality)
         return pool_hidden(h, m, pool).numpy()
 
-    def pairs(self, pool: str = "mean", layers: Iterable[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def pairs(
+        self, pool: str = "mean", layers: Iterable[str] | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{layer: (visual (batch, d), text (batch, d))} pooled per row: the input of gap.layer_profile."""
         names = list(layers) if layers is not None else self.layers
         return {n: (self.pooled(n, "visual", pool), self.pooled(n, "text", pool)) for n in names}
@@ -152,16 +155,20 @@ def _resolve(model: nn.Module, names_filter) -> list[str]:
     """Module names to hook: a name, a list of names, or a callable name -> bool (TransformerLens)."""
     modules = dict(model.named_modules())
     if names_filter is None:
-        raise ValueError("names_filter is required for a plain module: give layer names "
-                         "(see model.named_modules()) or a callable name -> bool")
+        raise ValueError(
+            "names_filter is required for a plain module: give layer names "
+            "(see model.named_modules()) or a callable name -> bool"
+        )
     if callable(names_filter):
         names = [n for n in modules if n and names_filter(n)]
     else:
         names = [names_filter] if isinstance(names_filter, (str, int)) else list(names_filter)
         indices = [n for n in names if not isinstance(n, str)]
         if indices:  # a raw HF model used to be wrapped here; that lives in studio.hf now (no upward import)
-            raise ValueError(f"layer indices {indices} need an adapter that maps them to module names: pass a "
-                             "studio.hf.VLMAdapter here, or the raw Hugging Face model to studio.hf.run_with_cache")
+            raise ValueError(
+                f"layer indices {indices} need an adapter that maps them to module names: pass a "
+                "studio.hf.VLMAdapter here, or the raw Hugging Face model to studio.hf.run_with_cache"
+            )
         unknown = [n for n in names if n not in modules]
         if unknown:
             near = [n for n in modules if any(u.split(".")[-1] in n for u in unknown)][:8]
@@ -179,9 +186,17 @@ def _call(model: nn.Module, inputs):
     return model(inputs)
 
 
-def run_with_cache(model, inputs, names_filter=None, *, modality_mask: torch.Tensor | None = None,
-                   attention_mask: torch.Tensor | None = None, stop_early: bool = False,
-                   dtype: torch.dtype = torch.float32, forward: Callable | None = None) -> tuple[Any, ActivationCache]:
+def run_with_cache(
+    model,
+    inputs,
+    names_filter=None,
+    *,
+    modality_mask: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    stop_early: bool = False,
+    dtype: torch.dtype = torch.float32,
+    forward: Callable | None = None,
+) -> tuple[Any, ActivationCache]:
     """Run `model` on `inputs` once, capturing the outputs of the named modules; return (output, cache).
 
     model: a torch module or a `LayerAdapter` such as `studio.hf.VLMAdapter` (for a raw Hugging Face
@@ -218,6 +233,7 @@ def run_with_cache(model, inputs, names_filter=None, *, modality_mask: torch.Ten
             pending.discard(name)
             if stop_early and not pending:
                 raise _StopForward
+
         return hook
 
     handles = [module.get_submodule(n).register_forward_hook(make_hook(n)) for n in names]
@@ -248,4 +264,3 @@ def run_with_cache(model, inputs, names_filter=None, *, modality_mask: torch.Ten
         if attention_mask.shape != shape:
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, hidden states {tuple(shape)}")
     return output, ActivationCache(hidden, modality_mask, attention_mask, {"names": names})
-

@@ -3,6 +3,7 @@
 Studies draw training and evaluation images from disjoint halves (`split_digits`), so that a model
 that answers correctly on test videos or episodes has generalised to unseen images.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

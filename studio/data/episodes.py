@@ -9,6 +9,7 @@ copies (the query's answer, every class label and the private meta keys removed)
 from one vocabulary (`answer_vocabulary()`): the digit words, the episode scenes' shape and colour
 words, and 50 meaningless symbols. Pure numpy: the probes live in studio.analysis.icl_probe.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,11 +25,56 @@ EPISODE_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "magenta",
 EPISODE_RGB = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32)
 # 50 meaningless answer symbols (SymDPO's idea): none is an English word or a class word here.
 SYMBOLS: tuple[str, ...] = (
-    "dax", "wug", "blick", "fep", "zorp", "kiki", "bouba", "tupa", "gazzer", "lorp",
-    "mib", "snarf", "quon", "vexa", "yilt", "drabe", "frell", "glim", "horp", "jarn",
-    "klep", "lunt", "morb", "nesk", "ovit", "plew", "quib", "rask", "sprock", "tove",
-    "wabe", "mome", "rath", "gimble", "zib", "tazzle", "noop", "fiddit", "grunf", "pleck",
-    "shmoo", "twib", "yorb", "kazum", "pim", "dorf", "vunk", "slith", "brell", "zaff",
+    "dax",
+    "wug",
+    "blick",
+    "fep",
+    "zorp",
+    "kiki",
+    "bouba",
+    "tupa",
+    "gazzer",
+    "lorp",
+    "mib",
+    "snarf",
+    "quon",
+    "vexa",
+    "yilt",
+    "drabe",
+    "frell",
+    "glim",
+    "horp",
+    "jarn",
+    "klep",
+    "lunt",
+    "morb",
+    "nesk",
+    "ovit",
+    "plew",
+    "quib",
+    "rask",
+    "sprock",
+    "tove",
+    "wabe",
+    "mome",
+    "rath",
+    "gimble",
+    "zib",
+    "tazzle",
+    "noop",
+    "fiddit",
+    "grunf",
+    "pleck",
+    "shmoo",
+    "twib",
+    "yorb",
+    "kazum",
+    "pim",
+    "dorf",
+    "vunk",
+    "slith",
+    "brell",
+    "zaff",
 )
 QUESTIONS = {"digits": "What digit is this?", "shape": "What shape is this?", "colour": "What colour is this?"}
 # meta keys a predictor must not see (they give the class of the query or of the demonstrations)
@@ -98,8 +144,9 @@ def _check_common(n, shots, ways, n_classes, balanced, majority, mapping, symbol
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if not balanced and shots <= ways:
-        raise ValueError(f"balanced=False needs shots > ways (one class a strict majority), "
-                         f"got shots={shots}, ways={ways}")
+        raise ValueError(
+            f"balanced=False needs shots > ways (one class a strict majority), got shots={shots}, ways={ways}"
+        )
     if majority is not None:
         if balanced:
             raise ValueError("majority= needs balanced=False: balanced demonstrations have no majority label")
@@ -107,8 +154,24 @@ def _check_common(n, shots, ways, n_classes, balanced, majority, mapping, symbol
             raise ValueError(f"majority must be a probability in [0, 1], got {majority}")
 
 
-def _build(n, *, shots, ways, symbols, seed, split, mapping, balanced, majority, n_classes, class_words,
-           question, draw, source, extra_meta) -> list[Episode]:
+def _build(
+    n,
+    *,
+    shots,
+    ways,
+    symbols,
+    seed,
+    split,
+    mapping,
+    balanced,
+    majority,
+    n_classes,
+    class_words,
+    question,
+    draw,
+    source,
+    extra_meta,
+) -> list[Episode]:
     """The builder shared by digits and scenes. draw(c, k, rng) -> list of k distinct images of class c."""
     _check_common(n, shots, ways, n_classes, balanced, majority, mapping, symbols, split)
     mapping = mapping or ("random" if symbols else "fixed")
@@ -151,18 +214,41 @@ def _build(n, *, shots, ways, symbols, seed, split, mapping, balanced, majority,
             demos += [Shot(im, question, answer_map[int(c)], int(c)) for im in imgs]
         demos = [demos[p] for p in rng.permutation(len(demos))]
         qc = int(classes[q])
-        meta = dict(source=source, split=split, ways=int(ways), shots=int(shots), symbols=bool(symbols),
-                    mapping=mapping, balanced=bool(balanced), majority=majority, seed=int(seed), index=i,
-                    **extra_meta, classes=[int(c) for c in classes], answer_map=answer_map,
-                    query_label=qc, query_is_majority=(q == major))
+        meta = dict(
+            source=source,
+            split=split,
+            ways=int(ways),
+            shots=int(shots),
+            symbols=bool(symbols),
+            mapping=mapping,
+            balanced=bool(balanced),
+            majority=majority,
+            seed=int(seed),
+            index=i,
+            **extra_meta,
+            classes=[int(c) for c in classes],
+            answer_map=answer_map,
+            query_label=qc,
+            query_is_majority=(q == major),
+        )
         query = Shot(query_image, question, answer_map[qc], qc)
         out.append(Episode(demos, query, answer_map[qc], sorted(answers), meta))
     return out
 
 
-def digit_episodes(n: int, shots: int = 4, ways: int = 2, symbols: bool = False, seed: int = 0,
-                   split: str = "test", mapping: str | None = None, balanced: bool = True,
-                   majority: float | None = None, test_fraction: float = 0.3, split_seed: int = 0) -> list[Episode]:
+def digit_episodes(
+    n: int,
+    shots: int = 4,
+    ways: int = 2,
+    symbols: bool = False,
+    seed: int = 0,
+    split: str = "test",
+    mapping: str | None = None,
+    balanced: bool = True,
+    majority: float | None = None,
+    test_fraction: float = 0.3,
+    split_seed: int = 0,
+) -> list[Episode]:
     """n episodes from scikit-learn's digits (8x8 float32 images in [0, 1]).
 
     shots: demonstrations per episode (all classes together). ways: classes per episode (<= 10).
@@ -187,13 +273,28 @@ def digit_episodes(n: int, shots: int = 4, ways: int = 2, symbols: bool = False,
             raise ValueError(f"class {c} has only {len(by_class[c])} {split} images, {k} needed")
         return [images[j] for j in rng.choice(by_class[c], size=k, replace=False)]
 
-    return _build(n, shots=shots, ways=ways, symbols=symbols, seed=seed, split=split, mapping=mapping,
-                  balanced=balanced, majority=majority, n_classes=10, class_words=DIGIT_WORDS,
-                  question=QUESTIONS["digits"], draw=draw, source="digits", extra_meta={})
+    return _build(
+        n,
+        shots=shots,
+        ways=ways,
+        symbols=symbols,
+        seed=seed,
+        split=split,
+        mapping=mapping,
+        balanced=balanced,
+        majority=majority,
+        n_classes=10,
+        class_words=DIGIT_WORDS,
+        question=QUESTIONS["digits"],
+        draw=draw,
+        source="digits",
+        extra_meta={},
+    )
 
 
-def render_scene(shape: int, colour: int, size: int = 16, rng: np.random.Generator | None = None,
-                 noise: float = 0.05) -> np.ndarray:
+def render_scene(
+    shape: int, colour: int, size: int = 16, rng: np.random.Generator | None = None, noise: float = 0.05
+) -> np.ndarray:
     """One synthetic scene: a coloured shape on black, random position/scale, pixel noise.
 
     Returns (size, size, 3) float32 in [0, 1]. shape indexes EPISODE_SHAPES, colour indexes EPISODE_COLOURS.
@@ -222,9 +323,19 @@ def render_scene(shape: int, colour: int, size: int = 16, rng: np.random.Generat
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def scene_episodes(n: int, shots: int = 4, ways: int = 2, symbols: bool = False, seed: int = 0,
-                   split: str = "test", mapping: str | None = None, balanced: bool = True,
-                   majority: float | None = None, attribute: str = "shape", size: int = 16) -> list[Episode]:
+def scene_episodes(
+    n: int,
+    shots: int = 4,
+    ways: int = 2,
+    symbols: bool = False,
+    seed: int = 0,
+    split: str = "test",
+    mapping: str | None = None,
+    balanced: bool = True,
+    majority: float | None = None,
+    attribute: str = "shape",
+    size: int = 16,
+) -> list[Episode]:
     """n episodes of synthetic scenes, (size, size, 3) float32 in [0, 1]: a coloured shape on black.
 
     attribute: "shape" (classes EPISODE_SHAPES, colour random) or "colour" (classes EPISODE_COLOURS,
@@ -239,11 +350,25 @@ def scene_episodes(n: int, shots: int = 4, ways: int = 2, symbols: bool = False,
 
     def draw(c, k, rng):
         other = rng.integers(len(EPISODE_COLOURS if attribute == "shape" else EPISODE_SHAPES), size=k)
-        return [render_scene(c, int(o), size, rng) if attribute == "shape" else render_scene(int(o), c, size, rng)
-                for o in other]
+        return [
+            render_scene(c, int(o), size, rng) if attribute == "shape" else render_scene(int(o), c, size, rng)
+            for o in other
+        ]
 
-    return _build(n, shots=shots, ways=ways, symbols=symbols, seed=seed, split=split,
-                  mapping=mapping, balanced=balanced, majority=majority, n_classes=len(words),
-                  class_words=words, question=QUESTIONS[attribute], draw=draw, source="scenes",
-                  extra_meta={"attribute": attribute})
-
+    return _build(
+        n,
+        shots=shots,
+        ways=ways,
+        symbols=symbols,
+        seed=seed,
+        split=split,
+        mapping=mapping,
+        balanced=balanced,
+        majority=majority,
+        n_classes=len(words),
+        class_words=words,
+        question=QUESTIONS[attribute],
+        draw=draw,
+        source="scenes",
+        extra_meta={"attribute": attribute},
+    )

@@ -17,6 +17,7 @@ Everything is deterministic from (seed, index): `make_scene(index, seed=..., spl
 The tokenizer is a WordLevel `tokenizers` model over the closed vocabulary, wrapped in
 PreTrainedTokenizerFast (`scene_tokenizer()`), built locally: nothing is downloaded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ import numpy as np
 
 from studio.data.digits import DIGIT_WORDS, split_digits
 
-GRID = 3          # cells per side
-CELL = 8          # pixels per cell (the digit scans are 8 x 8)
+GRID = 3  # cells per side
+CELL = 8  # pixels per cell (the digit scans are 8 x 8)
 SIZE = GRID * CELL
 FRAMES = 2
 
@@ -40,12 +41,29 @@ EVENTS = ("up", "down", "left", "right")
 STEP = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 
 SLOTS = ("colour1", "object1", "relation", "colour2", "object2", "event")
-SLOT_TYPE = {"colour1": "attribute", "object1": "object", "relation": "relation", "colour2": "attribute",
-             "object2": "object", "event": "event"}
+SLOT_TYPE = {
+    "colour1": "attribute",
+    "object1": "object",
+    "relation": "relation",
+    "colour2": "attribute",
+    "object2": "object",
+    "event": "event",
+}
 HALLUCINATION_TYPES = ("object", "attribute", "relation", "event")
 # The template, word by word; "{slot}" marks where a slot's word goes.
-TEMPLATE = ("a", "{colour1}", "{object1}", "{relation}", "a", "{colour2}", "{object2}", "then", "it", "moves",
-            "{event}")
+TEMPLATE = (
+    "a",
+    "{colour1}",
+    "{object1}",
+    "{relation}",
+    "a",
+    "{colour2}",
+    "{object2}",
+    "then",
+    "it",
+    "moves",
+    "{event}",
+)
 SLOT_POSITION = {t[1:-1]: i for i, t in enumerate(TEMPLATE) if t.startswith("{")}
 CAPTION_LENGTH = len(TEMPLATE)
 
@@ -61,6 +79,7 @@ N_COLOUR_CLASSES = len(COLOURS) + 1
 class Scene:
     """One clip. frames (FRAMES, 3, SIZE, SIZE) float32 in [0, 1]; cell_object / cell_colour
     (FRAMES, GRID, GRID) int64 labels per cell (0 = empty); slots: the caption's six words."""
+
     frames: np.ndarray
     cell_object: np.ndarray
     cell_colour: np.ndarray
@@ -94,7 +113,7 @@ def _shape_masks() -> dict[str, np.ndarray]:
     square = np.zeros((CELL, CELL), np.float32)
     square[1:7, 1:7] = 1.0
     square[3:5, 3:5] = 0.0  # hollow centre: not the same blob as a filled digit
-    circle = (((y - c) ** 2 + (x - c) ** 2) <= 3.2 ** 2).astype(np.float32)
+    circle = (((y - c) ** 2 + (x - c) ** 2) <= 3.2**2).astype(np.float32)
     triangle = ((y >= 1.5) & (y <= 6.5) & (np.abs(x - c) <= (y - 1.0) * 0.62)).astype(np.float32)
     cross = ((np.abs(x - c) <= 1.0) | (np.abs(y - c) <= 1.0)).astype(np.float32)
     cross[[0, -1], :] = 0.0
@@ -153,15 +172,17 @@ def make_scene(index: int, *, seed: int = 0, split: str = "train", noise: float 
     for f, pos1 in enumerate((p1, q1)):
         for img, pos, k, c in ((img1, pos1, k1, c1), (img2, p2, k2, c2)):
             y, x = pos[0] * CELL, pos[1] * CELL
-            frames[f, :, y:y + CELL, x:x + CELL] = img[None] * np.asarray(RGB[COLOURS[c]], np.float32)[:, None, None]
+            frames[f, :, y : y + CELL, x : x + CELL] = (
+                img[None] * np.asarray(RGB[COLOURS[c]], np.float32)[:, None, None]
+            )
             cell_object[f, pos[0], pos[1]] = k + 1
             cell_colour[f, pos[0], pos[1]] = c + 1
     if noise > 0:
         frames = np.clip(frames + rng.normal(0.0, noise, frames.shape).astype(np.float32), 0.0, 1.0)
-    slots = {"colour1": col1, "object1": obj1, "relation": relation, "colour2": col2, "object2": obj2,
-             "event": event}
-    return Scene(frames=frames, cell_object=cell_object, cell_colour=cell_colour, slots=slots,
-                 index=int(index), seed=int(seed))
+    slots = {"colour1": col1, "object1": obj1, "relation": relation, "colour2": col2, "object2": obj2, "event": event}
+    return Scene(
+        frames=frames, cell_object=cell_object, cell_colour=cell_colour, slots=slots, index=int(index), seed=int(seed)
+    )
 
 
 def _moved(p: tuple[int, int], event: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ with vectorised numpy (no loop over frames or pixels), so a model that sees T of
 T. `render(..., labels=True)` also returns, per frame, which digit (or none) covers each cell of a
 `label_grid` x `label_grid` grid: the target the frame encoder is pretrained on.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -45,18 +46,18 @@ _SPLITS = {"train": 0, "test": 1}
 class VideoConfig:
     """Knobs of the generator. Unknown keys are refused by `from_dict`."""
 
-    frames: int = 32            # F raw frames per video
-    size: int = 32              # frame side in pixels
-    digit_size: int = 8         # needle side in pixels (the 8x8 scans are resized to it)
-    needle_frames: int = 8      # how long a needle stays on screen (counting flashes last half of it)
-    distractors: int = 2        # bright squares flashed at random places and times (not digits)
-    blobs: int = 3              # drifting soft background blobs
-    background: float = 0.35    # peak brightness of the background blobs
-    noise: float = 0.05         # std of per-pixel Gaussian noise
-    max_count: int = 3          # counting answers are 1..max_count
+    frames: int = 32  # F raw frames per video
+    size: int = 32  # frame side in pixels
+    digit_size: int = 8  # needle side in pixels (the 8x8 scans are resized to it)
+    needle_frames: int = 8  # how long a needle stays on screen (counting flashes last half of it)
+    distractors: int = 2  # bright squares flashed at random places and times (not digits)
+    blobs: int = 3  # drifting soft background blobs
+    background: float = 0.35  # peak brightness of the background blobs
+    noise: float = 0.05  # std of per-pixel Gaussian noise
+    max_count: int = 3  # counting answers are 1..max_count
     tasks: tuple[str, ...] = ("retrieval", "spatial")
     task_weights: tuple[float, ...] | None = None  # None: equal mix
-    label_grid: int = 8         # pretraining labels: which digit covers each cell of this grid
+    label_grid: int = 8  # pretraining labels: which digit covers each cell of this grid
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -80,7 +81,7 @@ class VideoConfig:
             raise ValueError("ordering: two needles must fit one after the other")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VideoConfig":
+    def from_dict(cls, d: dict) -> VideoConfig:
         return from_dict(cls, d)
 
     def to_dict(self) -> dict:
@@ -94,7 +95,7 @@ class VideoConfig:
 def _digit_pool(split: str, digit_size: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Images of one split resized to digit_size (nearest), and per class the indices of its images."""
     images, labels = split_digits(test_fraction=0.3, seed=0)[split]
-    src = (np.arange(digit_size) * 8 // digit_size)
+    src = np.arange(digit_size) * 8 // digit_size
     resized = images[:, src][:, :, src].astype(np.float32)
     by_class = [np.flatnonzero(labels == c) for c in range(10)]
     return resized, by_class
@@ -125,12 +126,18 @@ def sample_specs(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "trai
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     B, D, K = len(indices), cfg.distractors, cfg.blobs
     out = {
-        "task": np.zeros(B, np.int64), "answer": np.zeros(B, np.int64),
-        "sprite_img": np.zeros((B, S), np.int64), "sprite_digit": np.full((B, S), -1, np.int64),
-        "sprite_xy": np.zeros((B, S, F, 2), np.float32), "sprite_on": np.zeros((B, S, F), bool),
-        "distractor_xy": np.zeros((B, D, 2), np.int64), "distractor_t": np.zeros((B, D), np.int64),
-        "blob_p0": np.zeros((B, K, 2), np.float32), "blob_v": np.zeros((B, K, 2), np.float32),
-        "blob_sigma": np.zeros((B, K), np.float32), "blob_amp": np.zeros((B, K), np.float32),
+        "task": np.zeros(B, np.int64),
+        "answer": np.zeros(B, np.int64),
+        "sprite_img": np.zeros((B, S), np.int64),
+        "sprite_digit": np.full((B, S), -1, np.int64),
+        "sprite_xy": np.zeros((B, S, F, 2), np.float32),
+        "sprite_on": np.zeros((B, S, F), bool),
+        "distractor_xy": np.zeros((B, D, 2), np.int64),
+        "distractor_t": np.zeros((B, D), np.int64),
+        "blob_p0": np.zeros((B, K, 2), np.float32),
+        "blob_v": np.zeros((B, K, 2), np.float32),
+        "blob_sigma": np.zeros((B, K), np.float32),
+        "blob_amp": np.zeros((B, K), np.float32),
     }
     t = np.arange(F, dtype=np.float32)
     hi = W - ds  # largest top-left coordinate that keeps a digit inside the frame
@@ -195,7 +202,9 @@ def sample_specs(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "trai
                 raw = p0 + u[:, None] * vel
                 if MOTIONS[m] == "curved":  # parabola: constant acceleration across the path
                     normal = np.array([-vel[1], vel[0]]) / (np.linalg.norm(vel) + 1e-9)
-                    raw = raw + normal * r.choice([-1, 1]) * r.uniform(0.5, 0.8) * hi * 4 * u[:, None] * (1 - u[:, None])
+                    raw = raw + normal * r.choice([-1, 1]) * r.uniform(0.5, 0.8) * hi * 4 * u[:, None] * (
+                        1 - u[:, None]
+                    )
                 if MOTIONS[m] == "bounce":
                     period = 2 * hi
                     raw = np.mod(raw, period)
@@ -230,8 +239,16 @@ def render(cfg: VideoConfig, specs: dict, frames=None, *, labels: bool = False):
     gy = np.exp(-0.5 * ((grid[None, None, None] - pos[..., 1:2]) / specs["blob_sigma"][:, :, None, None]) ** 2)
     video = np.einsum("bk,bkty,bktx->btyx", specs["blob_amp"], gy, gx).astype(np.float32)
     # Noise: one generator per (sample, frame), so a subset of frames matches the full video exactly.
-    noise = np.stack([np.stack([np.random.default_rng([*s, int(f), 1]).standard_normal((W, W), dtype=np.float32)
-                                for f in fr]) for s in specs["noise_seed"]]) if cfg.noise > 0 else 0.0
+    noise = (
+        np.stack(
+            [
+                np.stack([np.random.default_rng([*s, int(f), 1]).standard_normal((W, W), dtype=np.float32) for f in fr])
+                for s in specs["noise_seed"]
+            ]
+        )
+        if cfg.noise > 0
+        else 0.0
+    )
     video = video + cfg.noise * noise
     # Distractors: 3x3 bright squares, each on one frame.
     if specs["distractor_t"].size:
@@ -270,8 +287,9 @@ def _split_of(specs: dict) -> str:
     return {v: k for k, v in _SPLITS.items()}[code]
 
 
-def make_batch(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "train", frames=None,
-               labels: bool = False) -> dict:
+def make_batch(
+    cfg: VideoConfig, indices, *, seed: int = 0, split: str = "train", frames=None, labels: bool = False
+) -> dict:
     """specs + rendered pixels of samples `indices`: video (B, T, H, W), task (B,), answer (B,) ..."""
     specs = sample_specs(cfg, indices, seed=seed, split=split)
     out = render(cfg, specs, frames, labels=labels)

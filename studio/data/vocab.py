@@ -8,6 +8,7 @@ No download: the vocabulary is enumerated from studio.data.video.
     ids = encode_questions(tok, ["retrieval", "spatial"])   # (B, Q) left-padded question ids
     tok.convert_tokens_to_ids(answer_words)                 # answers are single words
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -41,9 +42,14 @@ def wordlevel_tokenizer(vocabulary: list[str]):
     vocab = {w: i for i, w in enumerate(vocabulary)}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>",
-                                   bos_token="<bos>", eos_token="<eos>",
-                                   additional_special_tokens=["<image>"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        additional_special_tokens=["<image>"],
+    )
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +71,7 @@ def question_table() -> np.ndarray:
     table = np.full((len(TASKS), Q), tok.pad_token_id, np.int64)
     for i, task in enumerate(TASKS):
         ids = tok(QUESTIONS[task], add_special_tokens=False)["input_ids"]
-        table[i, Q - len(ids):] = ids
+        table[i, Q - len(ids) :] = ids
     return table
 
 

@@ -20,6 +20,7 @@ with the <eos> embedding appended; the last-layer hidden state at <eos> goes thr
 (hidden -> hidden/4) per modality and is L2-normalised; a learnable temperature starts at 0.07 and is
 clamped to [0.001, 0.5]; the loss is the symmetric InfoNCE averaged over both directions, weight 1.0.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,8 @@ class CaptionerConfig:
     """The network and its loss, plus what `fit_captioner` hands to `OptimConfig` (lr, weight_decay,
     steps) and to the data loader (batch_size)."""
 
-    arm: str = "hacl"            # "lm", "contrastive" or "hacl"
-    hidden: int = 64             # D: LM width; the contrastive heads map D -> D/4
+    arm: str = "hacl"  # "lm", "contrastive" or "hacl"
+    hidden: int = 64  # D: LM width; the contrastive heads map D -> D/4
     layers: int = 3
     heads: int = 4
     intermediate: int = 128
@@ -94,11 +95,19 @@ class Captioner(L.LightningModule):
 
         tok = S.scene_tokenizer()
         self.pad_id, self.bos_id, self.eos_id = tok.pad_token_id, tok.bos_token_id, tok.eos_token_id
-        lm_cfg = LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
-                             num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-                             num_key_value_heads=cfg.heads, max_position_embeddings=64,
-                             pad_token_id=self.pad_id, bos_token_id=self.bos_id, eos_token_id=self.eos_id,
-                             tie_word_embeddings=False)
+        lm_cfg = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=cfg.hidden,
+            intermediate_size=cfg.intermediate,
+            num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads,
+            num_key_value_heads=cfg.heads,
+            max_position_embeddings=64,
+            pad_token_id=self.pad_id,
+            bos_token_id=self.bos_id,
+            eos_token_id=self.eos_id,
+            tie_word_embeddings=False,
+        )
         lm_cfg._attn_implementation = "eager"  # the same numbers on every machine; sequences are short
         self.lm = LlamaForCausalLM(lm_cfg)
         # LLaVA-1.5's two-layer MLP projector, plus a learned position per cell and frame.
@@ -126,8 +135,15 @@ class Captioner(L.LightningModule):
     def joint_embeds(self, feats: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """[visual, <bos>, caption, <eos>]: (B, N_VISUAL + 1 + 11 + 1, D)."""
         b = feats.shape[0]
-        return torch.cat([self.embed_visual(feats), self._special(self.bos_id, b), self.embed_ids(ids),
-                          self._special(self.eos_id, b)], dim=1)
+        return torch.cat(
+            [
+                self.embed_visual(feats),
+                self._special(self.bos_id, b),
+                self.embed_ids(ids),
+                self._special(self.eos_id, b),
+            ],
+            dim=1,
+        )
 
     def visual_alone(self, feats: torch.Tensor) -> torch.Tensor:
         """HACL's visual sequence: [visual, <eos>] (B, N_VISUAL + 1, D)."""
@@ -146,7 +162,7 @@ class Captioner(L.LightningModule):
         """Cross-entropy on caption tokens and <eos>; returns (loss, logits at those positions (B, 12, V))."""
         logits = self.lm(inputs_embeds=self.joint_embeds(feats, ids)).logits
         # The logit at <bos> predicts caption[0], ..., at caption[-1] predicts <eos>.
-        pred = logits[:, N_VISUAL:N_VISUAL + ids.shape[1] + 1]
+        pred = logits[:, N_VISUAL : N_VISUAL + ids.shape[1] + 1]
         target = torch.cat([ids, torch.full_like(ids[:, :1], self.eos_id)], dim=1)
         return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1)), pred
 
@@ -158,7 +174,11 @@ class Captioner(L.LightningModule):
 
     def head_embeddings(self, feats: torch.Tensor | None = None, ids: torch.Tensor | None = None):
         """Normalised projected EOS states: visual (B, D/4) from feats, text (B', D/4) from ids."""
-        v = F.normalize(self.visual_head(self.eos_state(self.visual_alone(feats))), dim=-1) if feats is not None else None
+        v = (
+            F.normalize(self.visual_head(self.eos_state(self.visual_alone(feats))), dim=-1)
+            if feats is not None
+            else None
+        )
         t = F.normalize(self.text_head(self.eos_state(self.caption_alone(ids))), dim=-1) if ids is not None else None
         return v, t
 
@@ -186,7 +206,12 @@ class Captioner(L.LightningModule):
         out = self.losses(batch)
         for k in ("loss", "lm_loss", "contrastive_loss"):
             self.log(f"train/{k}", out[k], prog_bar=k == "loss")
-        self.history.append({"step": int(self.global_step), **{k: float(out[k].detach()) for k in ("loss", "lm_loss", "contrastive_loss")}})
+        self.history.append(
+            {
+                "step": int(self.global_step),
+                **{k: float(out[k].detach()) for k in ("loss", "lm_loss", "contrastive_loss")},
+            }
+        )
         return out["loss"]
 
     def validation_step(self, batch, batch_idx):
@@ -216,9 +241,13 @@ class Captioner(L.LightningModule):
         self.eval()
         parts = {k: [] for k in ("visual_eos", "visual_mean", "text_eos", "text_mean")}
         for i in range(0, len(feats), batch):
-            f, t = feats[i:i + batch].to(self.device), ids[i:i + batch].to(self.device)
-            hv = torch.stack(self.lm.model(inputs_embeds=self.visual_alone(f), output_hidden_states=True).hidden_states, 1)
-            ht = torch.stack(self.lm.model(inputs_embeds=self.caption_alone(t), output_hidden_states=True).hidden_states, 1)
+            f, t = feats[i : i + batch].to(self.device), ids[i : i + batch].to(self.device)
+            hv = torch.stack(
+                self.lm.model(inputs_embeds=self.visual_alone(f), output_hidden_states=True).hidden_states, 1
+            )
+            ht = torch.stack(
+                self.lm.model(inputs_embeds=self.caption_alone(t), output_hidden_states=True).hidden_states, 1
+            )
             parts["visual_eos"].append(hv[:, :, -1])
             parts["visual_mean"].append(hv[:, :, :N_VISUAL].mean(2))
             parts["text_eos"].append(ht[:, :, -1])
@@ -255,8 +284,16 @@ def optim_config(cfg: CaptionerConfig) -> OptimConfig:
     return OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup=WARMUP, steps=cfg.steps)
 
 
-def fit_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, seed: int = 0,
-                  progress: bool = False, threads: int | None = 1, log_dir=None) -> tuple[Captioner, dict]:
+def fit_captioner(
+    config: CaptionerConfig | dict,
+    train: tuple,
+    val: tuple,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    threads: int | None = 1,
+    log_dir=None,
+) -> tuple[Captioner, dict]:
     """Train one captioner. train / val are (features (n, N_VISUAL, C), caption ids (n, 11),
     hallucinated ids (n, 11)) tensors. Deterministic per seed on the CPU. Returns (model in eval mode
     on the CPU, metrics: val/*, train/*, seconds). log_dir: where Lightning's CSV logs go.
@@ -269,9 +306,13 @@ def fit_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, s
     with cpu_threads(threads):
         seed_everything(seed)
         model = Captioner(cfg, feature_dim=train[0].shape[-1], optim=optim_config(cfg))
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train), batch_size=cfg.batch_size,
-                                             shuffle=True, drop_last=True,
-                                             generator=torch.Generator().manual_seed(seed))
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(*train),
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
         val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*val), batch_size=256)
         # The flags the captioner always trained with; the rest are make_trainer's fixed ones.
         trainer = make_trainer(log_dir=log_dir, progress=progress, max_steps=cfg.steps, max_epochs=-1)
@@ -300,8 +341,16 @@ def tensors_hash(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *, seed: int = 0,
-                     threads: int | None = 1, progress: bool = False, log=print) -> tuple[Captioner, dict, Path]:
+def cached_captioner(
+    config: CaptionerConfig | dict,
+    train: tuple,
+    val: tuple,
+    *,
+    seed: int = 0,
+    threads: int | None = 1,
+    progress: bool = False,
+    log=print,
+) -> tuple[Captioner, dict, Path]:
     """`fit_captioner`, trained once per (config, seed, threads, data, code) and loaded after.
 
     The cache folder holds model.safetensors (weights), model.json (what rebuilds the module),
@@ -311,12 +360,10 @@ def cached_captioner(config: CaptionerConfig | dict, train: tuple, val: tuple, *
     Returns (model in eval mode on the CPU, metrics, folder).
     """
     cfg = config if isinstance(config, CaptionerConfig) else from_dict(CaptionerConfig, config)
-    key = {"captioner": asdict(cfg), "seed": int(seed), "threads": threads,
-           "data": tensors_hash(*train, *val)}
+    key = {"captioner": asdict(cfg), "seed": int(seed), "threads": threads, "data": tensors_hash(*train, *val)}
 
     def build(folder: Path) -> None:
-        model, metrics = fit_captioner(cfg, train, val, seed=seed, progress=progress, threads=threads,
-                                       log_dir=folder)
+        model, metrics = fit_captioner(cfg, train, val, seed=seed, progress=progress, threads=threads, log_dir=folder)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, folder / "model.safetensors")
         spec = {"config": asdict(cfg), "feature_dim": int(train[0].shape[-1]), "optim": asdict(model.optim)}

@@ -8,6 +8,7 @@ frozen: real MLLMs freeze a pretrained SigLIP or CLIP, and both prototypes in sh
 learned with an encoder pretrained first. `scene_encoder` caches it through
 `studio.models.pretrained.cached_pretrained`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -26,14 +27,13 @@ CELLS_PER_CLIP = S.FRAMES * S.GRID * S.GRID  # one feature per cell per frame
 
 @dataclass
 class CellEncoderConfig:
-    feature_dim: int = 64      # C: channels of one visual feature
-    width: int = 192           # hidden width of the cell MLP
-    n_scenes: int = 1500       # pretraining clips (train-split digit scans); 2 frames x 9 cells each
-    steps: int = 400           # pretraining steps
-    batch_size: int = 256      # cells per step
+    feature_dim: int = 64  # C: channels of one visual feature
+    width: int = 192  # hidden width of the cell MLP
+    n_scenes: int = 1500  # pretraining clips (train-split digit scans); 2 frames x 9 cells each
+    steps: int = 400  # pretraining steps
+    batch_size: int = 256  # cells per step
     lr: float = 3e-3
     seed: int = 0
-    version: int = 1           # bump when the pretraining code changes meaningfully
 
 
 class CellEncoder(nn.Module):
@@ -48,9 +48,15 @@ class CellEncoder(nn.Module):
         super().__init__()
         d_in = 3 * S.CELL * S.CELL
         self.body = nn.Sequential(
-            nn.Linear(d_in, cfg.width), nn.BatchNorm1d(cfg.width), nn.ReLU(),
-            nn.Linear(cfg.width, cfg.width), nn.BatchNorm1d(cfg.width), nn.ReLU(),
-            nn.Linear(cfg.width, cfg.feature_dim), nn.BatchNorm1d(cfg.feature_dim), nn.ReLU(),
+            nn.Linear(d_in, cfg.width),
+            nn.BatchNorm1d(cfg.width),
+            nn.ReLU(),
+            nn.Linear(cfg.width, cfg.width),
+            nn.BatchNorm1d(cfg.width),
+            nn.ReLU(),
+            nn.Linear(cfg.width, cfg.feature_dim),
+            nn.BatchNorm1d(cfg.feature_dim),
+            nn.ReLU(),
         )
         self.object_head = nn.Linear(cfg.feature_dim, S.N_OBJECT_CLASSES)
         self.colour_head = nn.Linear(cfg.feature_dim, S.N_COLOUR_CLASSES)
@@ -101,9 +107,12 @@ def pretrain_encoder(model: CellEncoder, config: dict) -> dict:
         f = model.body(xt)
         p_obj, p_col = model.object_head(f).argmax(-1), model.colour_head(f).argmax(-1)
     full = yt_obj > 0
-    return {"object_acc_occupied": float((p_obj[full] == yt_obj[full]).float().mean()),
-            "colour_acc_occupied": float((p_col[full] == yt_col[full]).float().mean()),
-            "empty_acc": float((p_obj[~full] == 0).float().mean()), "final_loss": float(loss.detach())}
+    return {
+        "object_acc_occupied": float((p_obj[full] == yt_obj[full]).float().mean()),
+        "colour_acc_occupied": float((p_col[full] == yt_col[full]).float().mean()),
+        "empty_acc": float((p_obj[~full] == 0).float().mean()),
+        "final_loss": float(loss.detach()),
+    }
 
 
 def scene_encoder(config: dict | None = None, log=print) -> nn.Module:
@@ -118,5 +127,5 @@ def encode_clips(encoder: nn.Module, frames: np.ndarray, batch: int = 512) -> to
     x = torch.as_tensor(frames)
     n = x.shape[0]
     flat = x.reshape(n * S.FRAMES, 3, S.SIZE, S.SIZE)
-    out = torch.cat([encoder(flat[i:i + batch]) for i in range(0, len(flat), batch)])
+    out = torch.cat([encoder(flat[i : i + batch]) for i in range(0, len(flat), batch)])
     return out.reshape(n, CELLS_PER_CLIP, -1)

@@ -1,9 +1,10 @@
 """Bursty episodes as tensors (Chan et al. 2022): the tiny ICL model's training and evaluation data.
 
-    sampler = EpisodeSampler(EpisodeConfig(symbol_share=0.8), seed=0)
-    batch = sampler.sample()                         # dict of tensors, see EpisodeSampler
-    held_out = eval_batch(icl_eval_config(), n=600)  # a fixed batch of held-out images
+sampler = EpisodeSampler(EpisodeConfig(symbol_share=0.8), seed=0)
+batch = sampler.sample()                         # dict of tensors, see EpisodeSampler
+held_out = eval_batch(icl_eval_config(), n=600)  # a fixed batch of held-out images
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,14 +21,14 @@ from studio.models.icl_vocab import VOCAB, Vocab, class_pools
 class EpisodeConfig:
     shots: int = 4
     ways: int = 2
-    n_classes: int = 10           # classes in the pool (first 10 = upright digits; up to 80)
-    burstiness: float = 1.0       # share of episodes whose demos come from `ways` classes incl. the query's
-    symbol_share: float = 1.0     # share of (bursty) episodes with per-episode re-drawn labels
+    n_classes: int = 10  # classes in the pool (first 10 = upright digits; up to 80)
+    burstiness: float = 1.0  # share of episodes whose demos come from `ways` classes incl. the query's
+    symbol_share: float = 1.0  # share of (bursty) episodes with per-episode re-drawn labels
     redraw_from: str = "symbols"  # re-drawn labels come from the symbols or from the (wrong) words
     majority_share: float | None = None  # None: balanced demos; else (shots-1):1 demos, query is majority w.p.
-    zipf: float = 0.0             # class frequency exponent (0 = uniform)
+    zipf: float = 0.0  # class frequency exponent (0 = uniform)
     exclude_query_class: bool = False  # non-bursty episodes hold no demo of the query's class (in-weights probe)
-    reject_word_share: float = 0.3     # DPO data: share of symbol episodes whose rejected answer is the real word
+    reject_word_share: float = 0.3  # DPO data: share of symbol episodes whose rejected answer is the real word
     batch_size: int = 128
     split: str = "train"
 
@@ -73,7 +74,9 @@ class EpisodeSampler:
                 others = [int(k) + (k >= q) for k in rng.choice(c.n_classes - 1, size=c.ways - 1, replace=False)]
             else:
                 others = [k for k in range(c.n_classes) if k != q]
-                others = list(rng.choice(others, size=c.ways - 1, replace=False, p=self.p[others] / self.p[others].sum()))
+                others = list(
+                    rng.choice(others, size=c.ways - 1, replace=False, p=self.p[others] / self.p[others].sum())
+                )
             if c.majority_share is None:
                 classes = [q, *others]
                 demo = [classes[i % c.ways] for i in range(c.shots)]
@@ -93,8 +96,11 @@ class EpisodeSampler:
             if c.redraw_from == "symbols":
                 toks = rng.choice(v.n_symbols, size=len(distinct), replace=False) + v.n_words
             else:  # wrong words: a label that conflicts with what the weights know
-                toks = rng.choice([w for w in range(c.n_classes) if w not in distinct] or range(c.n_classes),
-                                  size=len(distinct), replace=False)
+                toks = rng.choice(
+                    [w for w in range(c.n_classes) if w not in distinct] or range(c.n_classes),
+                    size=len(distinct),
+                    replace=False,
+                )
             label = dict(zip(distinct, (int(t) for t in toks)))
         else:
             label = {k: v.word(k) for k in set(demo) | {q}}
@@ -107,7 +113,11 @@ class EpisodeSampler:
             # the majority wrong answer when there is one: the shortcut DPO should unlearn
             rejected = max(wrong, key=answers.count)
         else:
-            rejected = int(rng.integers(v.n_words)) if not symbolic else int(v.n_words + (target - v.n_words + 1) % v.n_symbols)
+            rejected = (
+                int(rng.integers(v.n_words))
+                if not symbolic
+                else int(v.n_words + (target - v.n_words + 1) % v.n_symbols)
+            )
         images = [self._image(k) for k in demo] + [self._image(q)]
         return np.stack(images), answers, target, rejected, symbolic
 
@@ -120,9 +130,15 @@ class EpisodeSampler:
         candidates = torch.zeros(n, self.vocab.size, dtype=torch.bool)
         candidates.scatter_(1, answers, True)
         candidates[torch.arange(n), target] = True
-        return {"images": images, "present": torch.ones(images.shape[:2], dtype=torch.bool), "answers": answers,
-                "target": target, "rejected": torch.tensor([e[3] for e in eps], dtype=torch.long),
-                "candidates": candidates, "symbolic": torch.tensor([e[4] for e in eps])}
+        return {
+            "images": images,
+            "present": torch.ones(images.shape[:2], dtype=torch.bool),
+            "answers": answers,
+            "target": target,
+            "rejected": torch.tensor([e[3] for e in eps], dtype=torch.long),
+            "candidates": candidates,
+            "symbolic": torch.tensor([e[4] for e in eps]),
+        }
 
 
 class EpisodeStream(torch.utils.data.IterableDataset):
@@ -148,7 +164,9 @@ class EpisodeStream(torch.utils.data.IterableDataset):
 
 def eval_batch(cfg: EpisodeConfig | dict | None = None, n: int = 1000, seed: int = 12345) -> dict[str, torch.Tensor]:
     """A fixed evaluation batch (held-out images by default)."""
-    cfg = config(EpisodeConfig, cfg, **({} if isinstance(cfg, EpisodeConfig) and cfg.split == "test" else {"split": "test"}))
+    cfg = config(
+        EpisodeConfig, cfg, **({} if isinstance(cfg, EpisodeConfig) and cfg.split == "test" else {"split": "test"})
+    )
     return EpisodeSampler(cfg, seed=seed).sample(n)
 
 
@@ -159,5 +177,6 @@ def icl_eval_config(**kw) -> EpisodeConfig:
 
 def iwl_eval_config(**kw) -> EpisodeConfig:
     """Held-out images, fixed class words, no demonstration of the query's class: only the weights help."""
-    return EpisodeConfig(**{"split": "test", "symbol_share": 0.0, "burstiness": 0.0, "exclude_query_class": True,
-                            "n_classes": 10, **kw})
+    return EpisodeConfig(
+        **{"split": "test", "symbol_share": 0.0, "burstiness": 0.0, "exclude_query_class": True, "n_classes": 10, **kw}
+    )

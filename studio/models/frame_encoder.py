@@ -15,6 +15,7 @@ honest because the encoder is frozen: the features a cell sees are exactly what 
 Both are `studio.cache` entries keyed by their config and by the code fingerprint of this module (and
 every studio module it imports: the video generator among them), so editing that code rebuilds them.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,13 +37,13 @@ from studio.models.pretrained import cached_pretrained
 class FrameEncoderConfig:
     """Architecture and pretraining recipe of the frame encoder (with the code, it keys the cache entry)."""
 
-    channels: int = 32          # conv width
-    feature_dim: int = 16       # C: features per grid cell handed to the video model
-    size: int = 32              # frame side (must match the videos)
+    channels: int = 32  # conv width
+    feature_dim: int = 16  # C: features per grid cell handed to the video model
+    size: int = 32  # frame side (must match the videos)
     digit_size: int = 8
-    grid: int = 8               # output grid side G (tokens per frame before selection: G*G)
-    steps: int = 1200           # pretraining steps
-    videos_per_step: int = 32   # frames per step = videos_per_step * frames_per_video
+    grid: int = 8  # output grid side G (tokens per frame before selection: G*G)
+    steps: int = 1200  # pretraining steps
+    videos_per_step: int = 32  # frames per step = videos_per_step * frames_per_video
     frames_per_video: int = 4
     lr: float = 3e-3
     seed: int = 0
@@ -62,7 +63,7 @@ class FrameEncoder(nn.Module):
     def __init__(self, cfg: FrameEncoderConfig):
         super().__init__()
         n_down = int(np.log2(cfg.size // cfg.grid))
-        if cfg.grid * 2 ** n_down != cfg.size:
+        if cfg.grid * 2**n_down != cfg.size:
             raise ValueError("size / grid must be a power of two")
         layers = [_block(1, cfg.channels // 2, 1)]
         cin = cfg.channels // 2
@@ -132,15 +133,17 @@ def pretrain_frame_encoder(model: FrameEncoder, config: dict, log=print) -> dict
             for key, mask in (("digit", y != NONE_LABEL), ("none", y == NONE_LABEL)):
                 hits[key][0] += int((pred[mask] == y[mask]).sum())
                 hits[key][1] += int(mask.sum())
-    return {"test_acc_digit_cells": hits["digit"][0] / max(hits["digit"][1], 1),
-            "test_acc_empty_cells": hits["none"][0] / max(hits["none"][1], 1), "steps": cfg.steps}
+    return {
+        "test_acc_digit_cells": hits["digit"][0] / max(hits["digit"][1], 1),
+        "test_acc_empty_cells": hits["none"][0] / max(hits["none"][1], 1),
+        "steps": cfg.steps,
+    }
 
 
 def pretrained_frame_encoder(cfg: FrameEncoderConfig | dict | None = None, **kw) -> nn.Module:
     """The frozen encoder for `cfg`, pretrained once and then loaded from experiments/cache/pretrained."""
     cfg = cfg if isinstance(cfg, FrameEncoderConfig) else FrameEncoderConfig.from_dict(dict(cfg or {}))
-    return cached_pretrained("frame-cnn", asdict(cfg), build=build_frame_encoder,
-                             train=pretrain_frame_encoder, **kw)
+    return cached_pretrained("frame-cnn", asdict(cfg), build=build_frame_encoder, train=pretrain_frame_encoder, **kw)
 
 
 def bank_key(enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int) -> dict:
@@ -149,8 +152,9 @@ def bank_key(enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, 
 
 
 @torch.no_grad()
-def _encode(encoder: nn.Module, video_cfg: VideoConfig, n: int, seed: int, split: str, out: np.ndarray,
-            chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def _encode(
+    encoder: nn.Module, video_cfg: VideoConfig, n: int, seed: int, split: str, out: np.ndarray, chunk: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     tasks, answers = np.zeros(n, np.int64), np.zeros(n, np.int64)
     F, H = video_cfg.frames, video_cfg.size
     for lo in range(0, n, chunk):
@@ -158,13 +162,21 @@ def _encode(encoder: nn.Module, video_cfg: VideoConfig, n: int, seed: int, split
         b = make_batch(video_cfg, idx, seed=seed, split=split)
         x = torch.from_numpy(b["video"]).reshape(-1, 1, H, H)
         f = encoder(x)  # (len*F, P, C)
-        out[lo:lo + len(idx)] = f.reshape(len(idx), F, *f.shape[1:]).numpy().astype(np.float16)
+        out[lo : lo + len(idx)] = f.reshape(len(idx), F, *f.shape[1:]).numpy().astype(np.float16)
         tasks[idx], answers[idx] = b["task"], b["answer"]
     return tasks, answers
 
 
-def feature_bank(enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int = 0,
-                 *, root: Path | None = None, log=print) -> dict:
+def feature_bank(
+    enc_cfg: FrameEncoderConfig,
+    video_cfg: VideoConfig,
+    n_train: int,
+    n_val: int,
+    seed: int = 0,
+    *,
+    root: Path | None = None,
+    log=print,
+) -> dict:
     """Frozen features of a fixed set of videos, computed once and memory-mapped afterwards.
 
     Returns {"train": {...}, "val": {...}, "info": {...}}, each split with
@@ -173,36 +185,51 @@ def feature_bank(enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: i
     """
     if video_cfg.size != enc_cfg.size or video_cfg.digit_size != enc_cfg.digit_size:
         raise ValueError("video size/digit_size must match the encoder's")
-    folder = cached("features", bank_key(enc_cfg, video_cfg, n_train, n_val, seed),
-                    lambda tmp: _build_bank(tmp, enc_cfg, video_cfg, n_train, n_val, seed, log),
-                    code=code_fingerprint(__name__), root=root, log=log)
+    folder = cached(
+        "features",
+        bank_key(enc_cfg, video_cfg, n_train, n_val, seed),
+        lambda tmp: _build_bank(tmp, enc_cfg, video_cfg, n_train, n_val, seed, log),
+        code=code_fingerprint(__name__),
+        root=root,
+        log=log,
+    )
     return load_checked(folder, _load_bank)
 
 
 def _load_bank(folder: Path) -> dict:
     out = {"info": json.loads((folder / "info.json").read_text())}
     for name in ("train", "val"):
-        out[name] = {"features": np.load(folder / f"{name}_features.npy", mmap_mode="r"),
-                     "task": np.load(folder / f"{name}_task.npy"),
-                     "answer": np.load(folder / f"{name}_answer.npy")}
+        out[name] = {
+            "features": np.load(folder / f"{name}_features.npy", mmap_mode="r"),
+            "task": np.load(folder / f"{name}_task.npy"),
+            "answer": np.load(folder / f"{name}_answer.npy"),
+        }
     return out
 
 
-def _build_bank(folder: Path, enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int,
-                seed: int, log) -> None:
+def _build_bank(
+    folder: Path, enc_cfg: FrameEncoderConfig, video_cfg: VideoConfig, n_train: int, n_val: int, seed: int, log
+) -> None:
     """Encode the bank into `folder` (a temporary folder the cache renames into place when complete)."""
     encoder = pretrained_frame_encoder(enc_cfg, log=log)
     t0 = time.perf_counter()
-    P, C = enc_cfg.grid ** 2, enc_cfg.feature_dim
+    P, C = enc_cfg.grid**2, enc_cfg.feature_dim
     for split, name, n in (("train", "train", n_train), ("test", "val", n_val)):
-        arr = np.lib.format.open_memmap(folder / f"{name}_features.npy", mode="w+", dtype=np.float16,
-                                        shape=(n, video_cfg.frames, P, C))
+        arr = np.lib.format.open_memmap(
+            folder / f"{name}_features.npy", mode="w+", dtype=np.float16, shape=(n, video_cfg.frames, P, C)
+        )
         tasks, answers = _encode(encoder, video_cfg, n, seed, split, arr)
         arr.flush()
         del arr
         np.save(folder / f"{name}_task.npy", tasks)
         np.save(folder / f"{name}_answer.npy", answers)
-    info = {"seconds": round(time.perf_counter() - t0, 1), "encoder": getattr(encoder.module, "pretrain_info", {}),
-            "video": video_cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed}
+    info = {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "encoder": getattr(encoder.module, "pretrain_info", {}),
+        "video": video_cfg.to_dict(),
+        "n_train": n_train,
+        "n_val": n_val,
+        "seed": seed,
+    }
     (folder / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     log(f"feature bank: {n_train}+{n_val} videos encoded in {info['seconds']} s")

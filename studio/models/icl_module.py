@@ -10,6 +10,7 @@ DPO (SymDPO, CVPR 2025, as in the authors' code):
 with pi the policy, ref a frozen copy of the starting model, c the chosen and r the rejected answer.
 Importing this module imports Lightning (5-7 s); loading a trained net needs none of it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,13 @@ from studio.repro import cpu_threads, seed_everything
 from studio.training import OptimConfig, make_trainer, quiet_lightning
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+) -> torch.Tensor:
     """Per-example DPO loss from log-probabilities (all (B,)):
     -log sigmoid(beta * ((pc - rc) - (pr - rr))). Equals log 2 when the policy is the reference."""
     return -F.logsigmoid(beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)))
@@ -64,8 +70,12 @@ class ICLModule(L.LightningModule):
     def validation_step(self, batch, _, dataloader_idx=0):
         logits = self(batch).masked_fill(~batch["candidates"], float("-inf"))
         acc = (logits.argmax(-1) == batch["target"]).float().mean()
-        self.log("val/acc" if dataloader_idx == 0 else f"val/acc_{dataloader_idx}", acc,
-                 batch_size=len(batch["target"]), add_dataloader_idx=False)
+        self.log(
+            "val/acc" if dataloader_idx == 0 else f"val/acc_{dataloader_idx}",
+            acc,
+            batch_size=len(batch["target"]),
+            add_dataloader_idx=False,
+        )
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
@@ -80,8 +90,14 @@ class DPOModule(L.LightningModule):
     train/margin (mean implicit reward margin). The optimiser is Adam at optim.lr (no decay, as before).
     """
 
-    def __init__(self, net: nn.Module, optim: OptimConfig | dict | None = None, beta: float = 0.1,
-                 sft_weight: float = 1.0, mode: str = "dpo"):
+    def __init__(
+        self,
+        net: nn.Module,
+        optim: OptimConfig | dict | None = None,
+        beta: float = 0.1,
+        sft_weight: float = 1.0,
+        mode: str = "dpo",
+    ):
         super().__init__()
         if mode not in ("dpo", "sft"):
             raise ValueError(f"mode must be 'dpo' or 'sft', got {mode!r}")
@@ -141,8 +157,16 @@ class EvalEvery(L.Callback):
             self.record(module, step)
 
 
-def fit(module, stream: torch.utils.data.IterableDataset, steps: int, seed: int = 0, callbacks=(),
-        progress: bool = False, threads: int | None = 1, log_dir: str | os.PathLike | None = None):
+def fit(
+    module,
+    stream: torch.utils.data.IterableDataset,
+    steps: int,
+    seed: int = 0,
+    callbacks=(),
+    progress: bool = False,
+    threads: int | None = 1,
+    log_dir: str | os.PathLike | None = None,
+):
     """Train `module` for `steps` steps on `stream` (a `studio.training.make_trainer` Trainer).
 
     threads: torch CPU threads while training (restored after). The model is so small that one
@@ -152,17 +176,31 @@ def fit(module, stream: torch.utils.data.IterableDataset, steps: int, seed: int 
     seed_everything(seed)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
     # no validation loop: held-out accuracies come from callbacks (EvalEvery) or after training
-    trainer = make_trainer(log_dir=log_dir, progress=progress, max_steps=steps, callbacks=list(callbacks),
-                           limit_val_batches=0, deterministic=False)
+    trainer = make_trainer(
+        log_dir=log_dir,
+        progress=progress,
+        max_steps=steps,
+        callbacks=list(callbacks),
+        limit_val_batches=0,
+        deterministic=False,
+    )
     with cpu_threads(threads or None), quiet_lightning():
         trainer.fit(module, train_dataloaders=loader)
     return module
 
 
-def train_icl(data: EpisodeConfig | dict | Sequence = (), steps: int = 500, seed: int = 0,
-              optim: OptimConfig | dict | None = None, net: ICLNet | None = None, weights=None,
-              eval_every: int = 0, eval_sets: dict[str, EpisodeConfig] | None = None, progress: bool = False,
-              log_dir: str | os.PathLike | None = None):
+def train_icl(
+    data: EpisodeConfig | dict | Sequence = (),
+    steps: int = 500,
+    seed: int = 0,
+    optim: OptimConfig | dict | None = None,
+    net: ICLNet | None = None,
+    weights=None,
+    eval_every: int = 0,
+    eval_sets: dict[str, EpisodeConfig] | None = None,
+    progress: bool = False,
+    log_dir: str | os.PathLike | None = None,
+):
     """Train an ICLNet on bursty episodes. Returns (module, history DataFrame or None).
 
     `data` is one EpisodeConfig (or dict) or a list of them mixed inside each batch with `weights`.
@@ -176,6 +214,13 @@ def train_icl(data: EpisodeConfig | dict | Sequence = (), steps: int = 500, seed
     if eval_every:
         sets = eval_sets or {"icl": icl_eval_config()}
         callbacks.append(EvalEvery({k: eval_batch(c, n=600) for k, c in sets.items()}, eval_every))
-    fit(module, EpisodeStream(samplers, weights, seed), steps, seed=seed, callbacks=callbacks, progress=progress,
-        log_dir=log_dir)
+    fit(
+        module,
+        EpisodeStream(samplers, weights, seed),
+        steps,
+        seed=seed,
+        callbacks=callbacks,
+        progress=progress,
+        log_dir=log_dir,
+    )
     return module, (pd.DataFrame(callbacks[0].rows) if callbacks else None)

@@ -7,6 +7,7 @@ Sequence (one episode with S demonstrations):
 A removed image (`None` in a studio.data.episodes Episode) becomes a learned "no image" embedding.
 Also here: metrics on tensor batches (accuracy, reliance) and the weights' safetensors round trip.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,8 @@ class ICLNetConfig:
     heads: int = 4
     max_shots: int = 8
     ff_mult: int = 4
-    tied: bool = False            # tie answer embeddings to the output layer (untied learned ICL faster here)
-    answer_init: float = 0.5      # std of the answer embeddings at init
+    tied: bool = False  # tie answer embeddings to the output layer (untied learned ICL faster here)
+    answer_init: float = 0.5  # std of the answer embeddings at init
 
 
 class ICLNet(nn.Module):
@@ -57,8 +58,15 @@ class ICLNet(nn.Module):
         nn.init.normal_(self.answer_emb.weight, std=cfg.answer_init)
         self.out = None if cfg.tied else nn.Linear(cfg.width, n_answers)
         self.pos = nn.Parameter(torch.randn(2 * cfg.max_shots + 1, cfg.width) * 0.02)
-        layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, cfg.ff_mult * cfg.width, dropout=0.0,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            cfg.width,
+            cfg.heads,
+            cfg.ff_mult * cfg.width,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.width)
 
@@ -71,7 +79,7 @@ class ICLNet(nn.Module):
         img = torch.where(present[..., None], img, self.no_image.expand_as(img))
         ans = self.answer_emb(answers)
         seq = torch.empty(b, 2 * s + 1, img.shape[-1], dtype=img.dtype, device=img.device)
-        seq[:, 0:2 * s:2], seq[:, 1:2 * s:2], seq[:, -1] = img[:, :s], ans, img[:, s]
+        seq[:, 0 : 2 * s : 2], seq[:, 1 : 2 * s : 2], seq[:, -1] = img[:, :s], ans, img[:, s]
         seq = seq + self.pos[: 2 * s + 1]
         mask = nn.Transformer.generate_square_subsequent_mask(2 * s + 1, device=img.device)
         h = self.blocks(seq, mask=mask, is_causal=True)
@@ -79,8 +87,12 @@ class ICLNet(nn.Module):
         return z @ self.answer_emb.weight.T if self.out is None else self.out(z)
 
 
-def build_net(seed: int = 0, net: ICLNetConfig | dict | None = None, encoder: DigitEncoderConfig | dict | None = None,
-              log: Callable[[str], None] = print) -> ICLNet:
+def build_net(
+    seed: int = 0,
+    net: ICLNetConfig | dict | None = None,
+    encoder: DigitEncoderConfig | dict | None = None,
+    log: Callable[[str], None] = print,
+) -> ICLNet:
     """A fresh ICLNet with the cached frozen encoder; the transformer's init depends only on `seed`."""
     enc = digit_encoder(encoder, log=log)
     with torch.random.fork_rng():
@@ -127,8 +139,13 @@ def tensor_reliance(net: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str,
     acc = accuracy(net, batch)
     blanked = accuracy(net, blank_demos(batch, "zeros"))
     removed = accuracy(net, blank_demos(batch, "none"))
-    return {"accuracy": acc, "acc_blanked": blanked, "acc_removed": removed, "reliance": acc - blanked,
-            "text_only_ratio": removed / acc if acc > 0 else float("nan")}
+    return {
+        "accuracy": acc,
+        "acc_blanked": blanked,
+        "acc_removed": removed,
+        "reliance": acc - blanked,
+        "text_only_ratio": removed / acc if acc > 0 else float("nan"),
+    }
 
 
 def save_weights(net: nn.Module, folder: Path) -> None:

@@ -1,8 +1,9 @@
 """The tiny ICL model as a studio.icl predictor: list[Episode] -> list[str] answers.
 
-    predictor = as_predictor(net, seed=0)
-    icl.probe(predictor, icl.digit_episodes(1000, symbols=True))
+predictor = as_predictor(net, seed=0)
+icl.probe(predictor, icl.digit_episodes(1000, symbols=True))
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,11 @@ def as_predictor(net: nn.Module, seed: int = 0, restrict: bool = True, vocab: Vo
 
                 def tok(a, table=table, symbols=symbols):  # this episode's answer -> token table
                     if a not in table:
-                        table[a] = vocab.index[a] if a in vocab.index and vocab.index[a] < vocab.n_words else next(symbols)
+                        table[a] = (
+                            vocab.index[a] if a in vocab.index and vocab.index[a] < vocab.n_words else next(symbols)
+                        )
                     return table[a]
+
                 for j, shot in enumerate([*ep.demos, ep.query]):
                     px = _pixels(shot.image)
                     if px is None:

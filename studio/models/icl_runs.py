@@ -12,6 +12,7 @@ encoder): model.safetensors (the ICLNet, frozen encoder included), the run's sma
 (the training curves, `studio.training.curves`). Cold and warm runs both return what is read back
 from the folder, so they cannot differ.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,10 +57,17 @@ def _load(folder: Path, net: nn.Module) -> tuple[nn.Module, list[dict]]:
     return load_checked(folder, lambda f: (load_weights(net, f), _read_table(f)))
 
 
-def emergence_run(data: EpisodeConfig | dict | None = None, steps: int = 600, every: int = 50, seed: int = 0,
-                  optim: OptimConfig | dict | None = None, net: ICLNetConfig | dict | None = None,
-                  encoder: DigitEncoderConfig | dict | None = None, progress: bool = False,
-                  log: Callable[[str], None] = print) -> tuple[pd.DataFrame, nn.Module]:
+def emergence_run(
+    data: EpisodeConfig | dict | None = None,
+    steps: int = 600,
+    every: int = 50,
+    seed: int = 0,
+    optim: OptimConfig | dict | None = None,
+    net: ICLNetConfig | dict | None = None,
+    encoder: DigitEncoderConfig | dict | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> tuple[pd.DataFrame, nn.Module]:
     """Held-out accuracy against training steps, long format (step, seconds, probe, accuracy), and the
     trained ICLNet.
 
@@ -69,16 +77,34 @@ def emergence_run(data: EpisodeConfig | dict | None = None, steps: int = 600, ev
     """
     data = config(EpisodeConfig, data if data is not None else {"symbol_share": 0.8})
     optim, net, encoder = config(OptimConfig, optim), config(ICLNetConfig, net), config(DigitEncoderConfig, encoder)
-    key = {"data": asdict(data), "steps": steps, "every": every, "seed": seed, "optim": asdict(optim),
-           "net": asdict(net), "encoder": asdict(encoder)}
+    key = {
+        "data": asdict(data),
+        "steps": steps,
+        "every": every,
+        "seed": seed,
+        "optim": asdict(optim),
+        "net": asdict(net),
+        "encoder": asdict(encoder),
+    }
 
     def build(folder: Path) -> None:
         from studio.models.icl_module import train_icl
 
-        sets = {"in-context": icl_eval_config(shots=data.shots, ways=data.ways),
-                "in-weights": iwl_eval_config(shots=data.shots)}
-        module, hist = train_icl(data, steps=steps, seed=seed, optim=optim, net=build_net(seed, net, encoder, log=_quiet),
-                                 eval_every=every, eval_sets=sets, progress=progress, log_dir=folder / LOGS)
+        sets = {
+            "in-context": icl_eval_config(shots=data.shots, ways=data.ways),
+            "in-weights": iwl_eval_config(shots=data.shots),
+        }
+        module, hist = train_icl(
+            data,
+            steps=steps,
+            seed=seed,
+            optim=optim,
+            net=build_net(seed, net, encoder, log=_quiet),
+            eval_every=every,
+            eval_sets=sets,
+            progress=progress,
+            log_dir=folder / LOGS,
+        )
         curve = hist.melt(id_vars=["step", "seconds"], var_name="probe", value_name="accuracy")
         save_weights(module.net, folder)
         _write_table(curve.to_dict("records"), folder)
@@ -88,10 +114,19 @@ def emergence_run(data: EpisodeConfig | dict | None = None, steps: int = 600, ev
     return pd.DataFrame(rows), trained
 
 
-def tradeoff_cell(n_classes: int, burstiness: float, symbol_share: float = 0.0, zipf: float = 0.0, steps: int = 300,
-                  seed: int = 0, encoder: DigitEncoderConfig | dict | None = None,
-                  optim: OptimConfig | dict | None = None, eval_n: int = 600, progress: bool = False,
-                  log: Callable[[str], None] = print) -> dict:
+def tradeoff_cell(
+    n_classes: int,
+    burstiness: float,
+    symbol_share: float = 0.0,
+    zipf: float = 0.0,
+    steps: int = 300,
+    seed: int = 0,
+    encoder: DigitEncoderConfig | dict | None = None,
+    optim: OptimConfig | dict | None = None,
+    eval_n: int = 600,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
     """One cell of Chan et al.'s trade-off: train on fixed class words (labels re-drawn from the wrong
     words in the bursty share), measure in-context accuracy (held-out images, re-drawn wrong words,
     2-way: chance 0.5) and in-weights accuracy (fixed words, no demonstration of the query class).
@@ -101,10 +136,17 @@ def tradeoff_cell(n_classes: int, burstiness: float, symbol_share: float = 0.0, 
     """
     encoder = config(DigitEncoderConfig, encoder if encoder is not None else {"n_classes": MAX_CLASSES})
     optim = config(OptimConfig, optim)
-    data = EpisodeConfig(n_classes=n_classes, burstiness=burstiness, symbol_share=symbol_share, redraw_from="words",
-                         zipf=zipf)
-    key = {"data": asdict(data), "steps": steps, "seed": seed, "encoder": asdict(encoder), "optim": asdict(optim),
-           "eval_n": eval_n}
+    data = EpisodeConfig(
+        n_classes=n_classes, burstiness=burstiness, symbol_share=symbol_share, redraw_from="words", zipf=zipf
+    )
+    key = {
+        "data": asdict(data),
+        "steps": steps,
+        "seed": seed,
+        "encoder": asdict(encoder),
+        "optim": asdict(optim),
+        "eval_n": eval_n,
+    }
 
     def build(folder: Path) -> None:
         from studio.models.icl_module import train_icl
@@ -112,11 +154,22 @@ def tradeoff_cell(n_classes: int, burstiness: float, symbol_share: float = 0.0, 
         icl = eval_batch(icl_eval_config(n_classes=n_classes, redraw_from="words"), n=eval_n)
         iwl = eval_batch(iwl_eval_config(n_classes=n_classes), n=eval_n)
         t0 = time.perf_counter()
-        module, _ = train_icl(data, steps=steps, seed=seed, optim=optim,
-                              net=build_net(seed, encoder=encoder, log=_quiet), progress=progress,
-                              log_dir=folder / LOGS)
-        row = {"n_classes": n_classes, "burstiness": burstiness, "icl_acc": accuracy(module.net, icl),
-               "iwl_acc": accuracy(module.net, iwl), "seconds": time.perf_counter() - t0}
+        module, _ = train_icl(
+            data,
+            steps=steps,
+            seed=seed,
+            optim=optim,
+            net=build_net(seed, encoder=encoder, log=_quiet),
+            progress=progress,
+            log_dir=folder / LOGS,
+        )
+        row = {
+            "n_classes": n_classes,
+            "burstiness": burstiness,
+            "icl_acc": accuracy(module.net, icl),
+            "iwl_acc": accuracy(module.net, iwl),
+            "seconds": time.perf_counter() - t0,
+        }
         save_weights(module.net, folder)
         _write_table([row], folder)
 
@@ -128,8 +181,9 @@ def _eval_batches(cfg: SymDPOConfig) -> dict[str, dict]:
     return {k: eval_batch(c, n=cfg.eval_n, seed=4242) for k, c in eval_sets().items()}
 
 
-def symdpo_baseline(cfg: SymDPOConfig | dict | None = None, seed: int = 0,
-                    log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
+def symdpo_baseline(
+    cfg: SymDPOConfig | dict | None = None, seed: int = 0, log: Callable[[str], None] = print
+) -> tuple[nn.Module, list[dict]]:
     """The SymDPO baseline of one seed and its rows (seed, arm "baseline", stage "before", eval,
     accuracy, acc_blanked, acc_removed, reliance, text_only_ratio, seconds of training)."""
     cfg = config(SymDPOConfig, cfg)
@@ -140,15 +194,21 @@ def symdpo_baseline(cfg: SymDPOConfig | dict | None = None, seed: int = 0,
         base = train_baseline(cfg, seed, log_dir=folder / LOGS)
         sec = time.perf_counter() - t0
         save_weights(base, folder)
-        _write_table([{"seed": seed, "arm": "baseline", "stage": "before", **r, "seconds": sec}
-                      for r in measure(base, _eval_batches(cfg))], folder)
+        _write_table(
+            [
+                {"seed": seed, "arm": "baseline", "stage": "before", **r, "seconds": sec}
+                for r in measure(base, _eval_batches(cfg))
+            ],
+            folder,
+        )
 
     folder = cached("icl_symdpo_baseline", key, build, code=_code(), log=log)
     return _load(folder, build_net(seed, log=_quiet))
 
 
-def symdpo_arm(cfg: SymDPOConfig | dict | None, arm: str, seed: int = 0,
-               log: Callable[[str], None] = print) -> tuple[nn.Module, list[dict]]:
+def symdpo_arm(
+    cfg: SymDPOConfig | dict | None, arm: str, seed: int = 0, log: Callable[[str], None] = print
+) -> tuple[nn.Module, list[dict]]:
     """The baseline of `seed` fine-tuned by `arm`, and its rows (stage "after", seconds of fine-tuning)."""
     cfg = config(SymDPOConfig, cfg)
     key = {"seed": seed, "arm": arm, **{k: v for k, v in asdict(cfg).items() if k != "arms"}}
@@ -159,8 +219,13 @@ def symdpo_arm(cfg: SymDPOConfig | dict | None, arm: str, seed: int = 0,
         tuned = finetune(base, arm, cfg, seed, log_dir=folder / LOGS).net
         sec = time.perf_counter() - t0
         save_weights(tuned, folder)
-        _write_table([{"seed": seed, "arm": arm, "stage": "after", **r, "seconds": sec}
-                      for r in measure(tuned, _eval_batches(cfg))], folder)
+        _write_table(
+            [
+                {"seed": seed, "arm": arm, "stage": "after", **r, "seconds": sec}
+                for r in measure(tuned, _eval_batches(cfg))
+            ],
+            folder,
+        )
 
     folder = cached("icl_symdpo_arm", key, build, code=_code(), log=log)
     return _load(folder, build_net(seed, log=_quiet))

@@ -8,6 +8,7 @@ Answers share one vocabulary:
 Classes are the 10 digits under the 8 rotations/flips of the square (up to 80 classes), so that the
 number of classes can vary as in Chan et al. (2022); the main probes use the 10 upright digits.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Training losses shared by the models: HACL's hallucination-augmented contrastive loss."""
+
 from __future__ import annotations
 
 import torch

@@ -14,6 +14,7 @@ model.safetensors (weights only: never pickles), info.json (what `train` returne
 `seconds` of pretraining) and the cache's config.json and CHECKSUMS.json; it is built under a lock
 (concurrent workers wait and load) and verified on every reuse.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,14 +62,26 @@ def pretrained_code(*functions) -> str:
     everything those import (studio.cache); others (a test's lambda) by their own bytecode."""
     studio_fns = [f for f in functions if getattr(f, "__module__", "").startswith("studio.")]
     others = [f for f in functions if f not in studio_fns]
-    own = [{"name": getattr(f, "__qualname__", repr(f)),
-            "code": getattr(getattr(f, "__code__", None), "co_code", b"").hex()} for f in others]
+    own = [
+        {
+            "name": getattr(f, "__qualname__", repr(f)),
+            "code": getattr(getattr(f, "__code__", None), "co_code", b"").hex(),
+        }
+        for f in others
+    ]
     return stable_hash({"studio": code_fingerprint(__name__, *studio_fns), "other": own}, length=16)
 
 
-def cached_pretrained(kind: str, config: dict, *, build: Callable[[dict], nn.Module],
-                      train: Callable[[nn.Module, dict], dict], root: Path | None = None,
-                      frozen: bool = True, log: Callable[[str], None] = print) -> nn.Module:
+def cached_pretrained(
+    kind: str,
+    config: dict,
+    *,
+    build: Callable[[dict], nn.Module],
+    train: Callable[[nn.Module, dict], dict],
+    root: Path | None = None,
+    frozen: bool = True,
+    log: Callable[[str], None] = print,
+) -> nn.Module:
     """Build `kind` from `config`; load its cached weights, or pretrain with `train` and cache them.
 
     `train(model, config)` trains in place and returns a JSON-able dict of what it measured.
@@ -95,8 +108,14 @@ def cached_pretrained(kind: str, config: dict, *, build: Callable[[dict], nn.Mod
         (folder / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
         trained["info"] = info
 
-    folder = cached(kind, config, pretrain, code=pretrained_code(build, train),
-                    root=root if root is not None else paths.CACHE / "pretrained", log=log)
+    folder = cached(
+        kind,
+        config,
+        pretrain,
+        code=pretrained_code(build, train),
+        root=root if root is not None else paths.CACHE / "pretrained",
+        log=log,
+    )
     if trained:  # pretrained here: the model already holds the weights just saved
         info = trained["info"]
         log(f"pretrained {kind}: trained and cached in {paths.relative(folder)} {_short(info)}")

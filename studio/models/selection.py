@@ -15,6 +15,7 @@ For "uniform", the pipeline may hand over only the T sampled frames (the engine 
 its feature bank); the selector then passes them through. Selecting frames first and tokens second is the same as the other order for every pair above except
 keyframes, which are chosen from the full-grid features, as a real system would choose them from pixels.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,7 +76,7 @@ class TokenSelector(nn.Module):
         else:
             if not 1 <= M <= G * G:
                 raise ValueError(f"tokens_per_frame={M} must be in 1..{G * G}")
-            self.queries = nn.Parameter(torch.randn(M, dim) * dim ** -0.5)
+            self.queries = nn.Parameter(torch.randn(M, dim) * dim**-0.5)
             self.pos = nn.Parameter(torch.randn(G * G, dim) * 0.02)
             self.attn = nn.MultiheadAttention(dim, heads if dim % heads == 0 else 1, batch_first=True)
 

@@ -12,6 +12,7 @@ their best mix. Everything keeps the pretrained image encoder frozen, as the pro
 suggested trying. The loss and the Lightning module are in studio.models.icl_module (imported when
 training, so that loading cached models needs no Lightning).
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,15 +33,15 @@ class SymDPOConfig:
     # the baseline: word episodes where the majority answer is usually right, plus a little symbol data
     baseline_steps: int = 400
     baseline_lr: float = 1e-3
-    baseline_symbol_share: float = 0.15   # share of symbol episodes in the baseline's batches
-    majority_share: float = 0.8           # 3 + 1 demos; the query is of the majority class w.p. this
+    baseline_symbol_share: float = 0.15  # share of symbol episodes in the baseline's batches
+    majority_share: float = 0.8  # 3 + 1 demos; the query is of the majority class w.p. this
     # fine-tuning
     steps: int = 250
-    lr: float = 3e-4                      # lower than the baseline's (the notes' untried step)
+    lr: float = 3e-4  # lower than the baseline's (the notes' untried step)
     beta: float = 0.1
     sft_weight: float = 1.0
-    symbol_fraction: float = 0.7          # symbol share of the DPO batches (SymDPO's best mix)
-    reject_word_share: float = 0.3        # symbol episodes whose rejected answer is the real word
+    symbol_fraction: float = 0.7  # symbol share of the DPO batches (SymDPO's best mix)
+    reject_word_share: float = 0.3  # symbol episodes whose rejected answer is the real word
     batch_size: int = 128
     eval_n: int = 600
     arms: tuple[str, ...] = ARMS
@@ -64,8 +65,9 @@ def baseline_data(c: SymDPOConfig) -> tuple[list[EpisodeConfig], list[float]]:
 def arm_data(c: SymDPOConfig, arm: str) -> tuple[list[EpisodeConfig], list[float]]:
     # fine-tuning episodes are 3 + 1 with the query equally often majority or minority, so that the
     # majority shortcut is rejected half of the time, and balanced 2 + 2 would teach nothing about it
-    sym = EpisodeConfig(symbol_share=1.0, majority_share=0.5, reject_word_share=c.reject_word_share,
-                        batch_size=c.batch_size)
+    sym = EpisodeConfig(
+        symbol_share=1.0, majority_share=0.5, reject_word_share=c.reject_word_share, batch_size=c.batch_size
+    )
     word = EpisodeConfig(symbol_share=0.0, majority_share=0.5, batch_size=c.batch_size)
     if arm == "dpo_words":
         return [word], [1.0]
@@ -76,9 +78,11 @@ def eval_sets() -> dict[str, EpisodeConfig]:
     """Held-out images. symbols: 2 + 2 re-drawn symbols (only solvable by binding images to labels);
     words: 2 + 2 class words (solvable from the query image alone); symbols_minority: 3 + 1 symbols
     with the query always of the minority class (a majority follower scores 0)."""
-    return {"symbols": EpisodeConfig(split="test", symbol_share=1.0),
-            "words": EpisodeConfig(split="test", symbol_share=0.0),
-            "symbols_minority": EpisodeConfig(split="test", symbol_share=1.0, majority_share=0.0)}
+    return {
+        "symbols": EpisodeConfig(split="test", symbol_share=1.0),
+        "words": EpisodeConfig(split="test", symbol_share=0.0),
+        "symbols_minority": EpisodeConfig(split="test", symbol_share=1.0, majority_share=0.0),
+    }
 
 
 def measure(net: nn.Module, batches: dict[str, dict]) -> list[dict]:
@@ -91,8 +95,15 @@ def train_baseline(cfg: SymDPOConfig, seed: int = 0, log_dir: str | os.PathLike 
     from studio.models.icl_module import train_icl
 
     data, weights = baseline_data(cfg)
-    module, _ = train_icl(data, steps=cfg.baseline_steps, seed=seed, optim=OptimConfig(lr=cfg.baseline_lr),
-                          net=build_net(seed, log=lambda s: None), weights=weights, log_dir=log_dir)
+    module, _ = train_icl(
+        data,
+        steps=cfg.baseline_steps,
+        seed=seed,
+        optim=OptimConfig(lr=cfg.baseline_lr),
+        net=build_net(seed, log=lambda s: None),
+        weights=weights,
+        log_dir=log_dir,
+    )
     return module.net
 
 
@@ -104,6 +115,11 @@ def finetune(net: nn.Module, arm: str, cfg: SymDPOConfig, seed: int = 0, log_dir
         raise ValueError(f"unknown arm {arm!r}; valid: {ARMS}")
     data, weights = arm_data(cfg, arm)
     samplers = [EpisodeSampler(d, seed=seed * 1000 + 500 + i) for i, d in enumerate(data)]
-    module = DPOModule(copy.deepcopy(net), OptimConfig(lr=cfg.lr), beta=cfg.beta, sft_weight=cfg.sft_weight,
-                       mode="sft" if arm == "sft_symbols" else "dpo")
+    module = DPOModule(
+        copy.deepcopy(net),
+        OptimConfig(lr=cfg.lr),
+        beta=cfg.beta,
+        sft_weight=cfg.sft_weight,
+        mode="sft" if arm == "sft_symbols" else "dpo",
+    )
     return fit(module, EpisodeStream(samplers, weights, seed), cfg.steps, seed=seed, log_dir=log_dir)

@@ -12,6 +12,7 @@ Batches are dicts: features (B, F, P, C) float (frozen encoder output for every 
 video (B, F, H, W) pixels when the module holds the frozen encoder --
 task (B,) int64 task ids, answer_id (B,) int64 vocabulary ids of the answers.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,10 +29,20 @@ def build_llama(vocab_size: int, width: int, layers: int, heads: int, max_len: i
     """A small LlamaForCausalLM from a config: width `width`, `layers` blocks, gated MLP of mlp_ratio x width."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=mlp_ratio * width,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                      max_position_embeddings=max_len, tie_word_embeddings=True, use_cache=False,
-                      pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=width,
+        intermediate_size=mlp_ratio * width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_len,
+        tie_word_embeddings=True,
+        use_cache=False,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
     cfg._attn_implementation = "sdpa"
     return LlamaForCausalLM(cfg)
 
@@ -59,12 +70,26 @@ class VideoLM(L.LightningModule):
     linearly, then cosine decay to 5 % of the peak) and steps all given (steps=None: no schedule length).
     """
 
-    def __init__(self, frame_selector: nn.Module, token_selector: nn.Module, projector: nn.Module,
-                 lm: nn.Module, questions: torch.Tensor, ids: dict[str, int], optim: OptimConfig,
-                 tasks=TASKS, encoder: nn.Module | None = None):
+    def __init__(
+        self,
+        frame_selector: nn.Module,
+        token_selector: nn.Module,
+        projector: nn.Module,
+        lm: nn.Module,
+        questions: torch.Tensor,
+        ids: dict[str, int],
+        optim: OptimConfig,
+        tasks=TASKS,
+        encoder: nn.Module | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
-        self.frame_selector, self.token_selector, self.projector, self.lm = frame_selector, token_selector, projector, lm
+        self.frame_selector, self.token_selector, self.projector, self.lm = (
+            frame_selector,
+            token_selector,
+            projector,
+            lm,
+        )
         self.register_buffer("questions", questions.long(), persistent=False)  # (n_tasks, Q)
         self.ids, self.optim, self.tasks = dict(ids), optim, tuple(tasks)
         self.val_metrics: dict[str, float] = {}
@@ -131,8 +156,11 @@ class VideoLM(L.LightningModule):
         o = self.optim
         decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for n, p in self.named_parameters() if p.requires_grad and p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=o.betas)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=o.lr,
+            betas=o.betas,
+        )
         if o.steps is None:
             raise ValueError("VideoLM's schedule needs OptimConfig.steps (the number of training steps)")
         warm = max(1, int(o.warmup * o.steps))

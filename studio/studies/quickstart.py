@@ -3,6 +3,7 @@
 The quickstart study: the smallest real analysis that runs through the whole pipeline, and a first
 look at the question the visual-context engine asks at scale (tokens per frame, M).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -29,8 +30,10 @@ def probe_pooled(grids=(1, 2, 4, 8), seeds=(0, 1, 2), test_fraction: float = 0.3
     side = load_digits_images()[0].shape[1]
     bad = [g for g in grids if isinstance(g, bool) or not isinstance(g, int) or g < 1 or side % g]
     if not grids or bad:
-        raise ParameterError(f"grids must be a non-empty list of grid sides dividing the {side}-pixel digit "
-                             f"(from {[g for g in range(1, side + 1) if side % g == 0]}), got {grids}")
+        raise ParameterError(
+            f"grids must be a non-empty list of grid sides dividing the {side}-pixel digit "
+            f"(from {[g for g in range(1, side + 1) if side % g == 0]}), got {grids}"
+        )
     if not seeds:
         raise ParameterError("n_splits must be >= 1 (no random split to probe)")
     rows = []
@@ -40,8 +43,15 @@ def probe_pooled(grids=(1, 2, 4, 8), seeds=(0, 1, 2), test_fraction: float = 0.3
         for g in grids:
             ftr, fte = pool_grid(xtr, g).reshape(len(xtr), -1), pool_grid(xte, g).reshape(len(xte), -1)
             clf = LogisticRegression(C=C, max_iter=2000).fit(ftr, ytr)
-            rows.append({"grid": g, "tokens": g * g, "seed": int(seed),
-                         "accuracy": float((clf.predict(fte) == yte).mean()), "n_test": len(yte)})
+            rows.append(
+                {
+                    "grid": g,
+                    "tokens": g * g,
+                    "seed": int(seed),
+                    "accuracy": float((clf.predict(fte) == yte).mean()),
+                    "n_test": len(yte),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -71,13 +81,22 @@ def verdicts(summary: pd.DataFrame) -> list[Verdict]:
     """
     few, many = summary.iloc[summary["tokens"].argmin()], summary.iloc[summary["tokens"].argmax()]
     gap = float(many["mean"] - few["mean"])
-    overlap = (bool(many["ci_low"] <= few["ci_high"] and few["ci_low"] <= many["ci_high"])
-               if summary["n_seeds"].min() > 1 else True)
+    overlap = (
+        bool(many["ci_low"] <= few["ci_high"] and few["ci_low"] <= many["ci_high"])
+        if summary["n_seeds"].min() > 1
+        else True
+    )
     spread = float((many["ci_high"] - many["ci_low"]) + (few["ci_high"] - few["ci_low"])) / 2
-    return [verdict(
-        "Mean-pooling a frame to fewer visual tokens loses information a linear probe needs",
-        "token compression in video MLLMs (Opt-Visor's M axis)",
-        holds=gap > 0, tie=overlap, value=gap, spread=spread,
-        evidence=f"{int(few.tokens)} token(s): {few['mean']:.3f} vs {int(many.tokens)} tokens: {many['mean']:.3f} "
-                 f"(chance {CHANCE}); within {WITHIN_BEST} of the best from {enough_tokens(summary)} tokens on; "
-                 f"{int(summary['n_seeds'].min())} splits")]
+    return [
+        verdict(
+            "Mean-pooling a frame to fewer visual tokens loses information a linear probe needs",
+            "token compression in video MLLMs (Opt-Visor's M axis)",
+            holds=gap > 0,
+            tie=overlap,
+            value=gap,
+            spread=spread,
+            evidence=f"{int(few.tokens)} token(s): {few['mean']:.3f} vs {int(many.tokens)} tokens: {many['mean']:.3f} "
+            f"(chance {CHANCE}); within {WITHIN_BEST} of the best from {enough_tokens(summary)} tokens on; "
+            f"{int(summary['n_seeds'].min())} splits",
+        )
+    ]

@@ -16,6 +16,7 @@ Verdicts (thresholds are the named constants below):
   when the bootstrap interval of the difference contains 0.
 The last two are about measurements, so they are not published for the synthetic example.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,12 +27,22 @@ from studio.stats import LEVEL, percentile_interval
 from studio.verdicts import Verdict, verdict
 
 OBJECTIVE_RTOL = 1e-3  # our minimised Huber sum within 0.1 % of Epoch's published 1.0183e-3
-PARAM_RTOL = 1e-2      # every Chinchilla parameter within 1 % of Epoch's grid-fit values
-AIC_MARGIN = 2.0       # |delta AIC| <= 2: the data do not prefer one family (the usual rule of thumb)
+PARAM_RTOL = 1e-2  # every Chinchilla parameter within 1 % of Epoch's grid-fit values
+AIC_MARGIN = 2.0  # |delta AIC| <= 2: the data do not prefer one family (the usual rule of thumb)
 EPOCH, OPT_VISOR = "Besiroglu et al. 2024 (Epoch AI)", "Opt-Visor"
 SYNTHETIC = "synthetic example"  # the `source` measurements_or_example reports for the stand-in data
-COMPARISON_COLUMNS = ["law", "k", "objective", "rmse_log", "r2_log", "aic", "delta_aic", "bic", "loo_rmse_log",
-                      "degenerate"]
+COMPARISON_COLUMNS = [
+    "law",
+    "k",
+    "objective",
+    "rmse_log",
+    "r2_log",
+    "aic",
+    "delta_aic",
+    "bic",
+    "loo_rmse_log",
+    "degenerate",
+]
 CHINCHILLA_PARAMS = ["E", "alpha", "beta"]  # the parameters Epoch published intervals for
 
 
@@ -48,18 +59,27 @@ def chinchilla_match(fit: scaling.Fit) -> dict:
     """How far our optimum is from Epoch's: relative objective difference and per-parameter ones."""
     ref = scaling.PUBLISHED["epoch_grid"]
     params = {p: abs(fit.params[p] / v - 1) for p, v in ref["params"].items()}
-    return {"objective": abs(fit.objective / ref["objective"] - 1), "params": params,
-            "worst": max(params.values()), "reference": ref["objective"]}
+    return {
+        "objective": abs(fit.objective / ref["objective"] - 1),
+        "params": params,
+        "worst": max(params.values()),
+        "reference": ref["objective"],
+    }
 
 
 def chinchilla_verdict(fit: scaling.Fit) -> Verdict:
     m = chinchilla_match(fit)
     holds = m["objective"] < OBJECTIVE_RTOL and m["worst"] < PARAM_RTOL
-    return verdict(f"Our Huber fit recovers Epoch's Chinchilla optimum (objective within {OBJECTIVE_RTOL:.1%}, "
-                   f"every parameter within {PARAM_RTOL:.0%})", EPOCH, holds,
-                   f"objective {fit.objective:.5e} vs {m['reference']:.4e} (relative difference "
-                   f"{m['objective']:.1e}); largest relative parameter difference {m['worst']:.1e} "
-                   f"({max(m['params'], key=m['params'].get)})", value=m["worst"])
+    return verdict(
+        f"Our Huber fit recovers Epoch's Chinchilla optimum (objective within {OBJECTIVE_RTOL:.1%}, "
+        f"every parameter within {PARAM_RTOL:.0%})",
+        EPOCH,
+        holds,
+        f"objective {fit.objective:.5e} vs {m['reference']:.4e} (relative difference "
+        f"{m['objective']:.1e}); largest relative parameter difference {m['worst']:.1e} "
+        f"({max(m['params'], key=m['params'].get)})",
+        value=m["worst"],
+    )
 
 
 def _toward(diff: float, estimate: float, lo: float, hi: float) -> float:
@@ -76,10 +96,15 @@ def hoffmann_verdict(fit: scaling.Fit, ci: pd.DataFrame, param: str = "beta") ->
     published, ours = scaling.PUBLISHED["hoffmann"]["params"][param], fit.params[param]
     lo, hi = float(ci.loc[param, "ci_low"]), float(ci.loc[param, "ci_high"])
     outside = not lo <= published <= hi
-    return verdict(f"Hoffmann et al.'s published {param} lies outside the bootstrap interval of a refit on their "
-                   "own (digitised) data", EPOCH, outside,
-                   f"Hoffmann {param} = {published:g}; ours {ours:.4g}, interval [{lo:.4g}, {hi:.4g}]",
-                   value=published - ours, spread=_toward(published - ours, ours, lo, hi))
+    return verdict(
+        f"Hoffmann et al.'s published {param} lies outside the bootstrap interval of a refit on their "
+        "own (digitised) data",
+        EPOCH,
+        outside,
+        f"Hoffmann {param} = {published:g}; ours {ours:.4g}, interval [{lo:.4g}, {hi:.4g}]",
+        value=published - ours,
+        spread=_toward(published - ours, ours, lo, hi),
+    )
 
 
 def chinchilla_tables(chin: pd.DataFrame, fit: scaling.Fit, ci: pd.DataFrame):
@@ -90,15 +115,36 @@ def chinchilla_tables(chin: pd.DataFrame, fit: scaling.Fit, ci: pd.DataFrame):
     """
     pub = scaling.PUBLISHED
     sets = {**{k: pub[k]["params"] for k in ("hoffmann", "epoch")}, "ours": fit.params}
-    points = pd.concat([pd.DataFrame({"set": name, "N": chin["N"], "D": chin["D"], "loss": chin["loss"],
-                                      "pred": fit.predict(chin, params=params)})
-                        for name, params in sets.items()], ignore_index=True)
+    points = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "set": name,
+                    "N": chin["N"],
+                    "D": chin["D"],
+                    "loss": chin["loss"],
+                    "pred": fit.predict(chin, params=params),
+                }
+            )
+            for name, params in sets.items()
+        ],
+        ignore_index=True,
+    )
     rows = []
     for p in CHINCHILLA_PARAMS:
         lo, hi = pub["epoch"]["ci95"][p]
-        rows.append({"param": p, "ours": fit.params[p], "ours_ci_low": ci.loc[p, "ci_low"],
-                     "ours_ci_high": ci.loc[p, "ci_high"], "epoch": pub["epoch"]["params"][p], "epoch_ci_low": lo,
-                     "epoch_ci_high": hi, "hoffmann": pub["hoffmann"]["params"][p]})
+        rows.append(
+            {
+                "param": p,
+                "ours": fit.params[p],
+                "ours_ci_low": ci.loc[p, "ci_low"],
+                "ours_ci_high": ci.loc[p, "ci_high"],
+                "epoch": pub["epoch"]["params"][p],
+                "epoch_ci_low": lo,
+                "epoch_ci_high": hi,
+                "hoffmann": pub["hoffmann"]["params"][p],
+            }
+        )
     return points, pd.DataFrame(rows)
 
 
@@ -109,8 +155,10 @@ def set_label(name: str) -> str:
 # ---------------------------------------------------------------- the measurements
 def describe(data: pd.DataFrame, x, y: str, source: str) -> str:
     x1, x2 = x
-    return (f"source: {source}; {len(data)} rows; loss column {y!r}; {x1} in {sorted(data[x1].unique().tolist())}, "
-            f"{x2} in {sorted(data[x2].unique().tolist())}")
+    return (
+        f"source: {source}; {len(data)} rows; loss column {y!r}; {x1} in {sorted(data[x1].unique().tolist())}, "
+        f"{x2} in {sorted(data[x2].unique().tolist())}"
+    )
 
 
 def comparison_columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -131,16 +179,23 @@ def law_family_verdict(table: pd.DataFrame) -> Verdict | None:
         return None
     best2, best1 = two.loc[two["aic"].idxmin()], one.loc[one["aic"].idxmin()]
     gap = float(best1["aic"] - best2["aic"])
-    return verdict("Frames and tokens per frame enter the loss separately: a joint law L(T, M) beats a law of "
-                   f"total visual tokens T x M by AIC (margin {AIC_MARGIN:g})", OPT_VISOR, gap > 0,
-                   f"best two-input law {best2['law']} (AIC {best2['aic']:.1f}); best one-input law {best1['law']} "
-                   f"(AIC {best1['aic']:.1f}); delta AIC {gap:+.1f}",
-                   tie=abs(gap) <= AIC_MARGIN, value=gap, spread=AIC_MARGIN)
+    return verdict(
+        "Frames and tokens per frame enter the loss separately: a joint law L(T, M) beats a law of "
+        f"total visual tokens T x M by AIC (margin {AIC_MARGIN:g})",
+        OPT_VISOR,
+        gap > 0,
+        f"best two-input law {best2['law']} (AIC {best2['aic']:.1f}); best one-input law {best1['law']} "
+        f"(AIC {best1['aic']:.1f}); delta AIC {gap:+.1f}",
+        tie=abs(gap) <= AIC_MARGIN,
+        value=gap,
+        spread=AIC_MARGIN,
+    )
 
 
 # ---------------------------------------------------------------- frames against tokens
-def doubling_gains(fit: scaling.Fit, data: pd.DataFrame, x, boot: pd.DataFrame | None = None,
-                   level: float = LEVEL) -> dict:
+def doubling_gains(
+    fit: scaling.Fit, data: pd.DataFrame, x, boot: pd.DataFrame | None = None, level: float = LEVEL
+) -> dict:
     """Loss saved by doubling each input at the middle (geometric mean) of the measured grid.
 
     Returns mid (one-row table), gain_1, gain_2 and, with `boot` (fit.bootstrap's table), the
@@ -149,15 +204,19 @@ def doubling_gains(fit: scaling.Fit, data: pd.DataFrame, x, boot: pd.DataFrame |
     x1, x2 = x
     mid = pd.DataFrame({x1: [np.exp(np.log(data[x1]).mean())], x2: [np.exp(np.log(data[x2]).mean())]})
     base = fit.predict(mid)[0]
-    out = {"mid": mid, "gain_1": base - fit.predict(mid.assign(**{x1: 2 * mid[x1]}))[0],
-           "gain_2": base - fit.predict(mid.assign(**{x2: 2 * mid[x2]}))[0],
-           "ci_low": float("nan"), "ci_high": float("nan")}
+    out = {
+        "mid": mid,
+        "gain_1": base - fit.predict(mid.assign(**{x1: 2 * mid[x1]}))[0],
+        "gain_2": base - fit.predict(mid.assign(**{x2: 2 * mid[x2]}))[0],
+        "ci_low": float("nan"),
+        "ci_high": float("nan"),
+    }
     if boot is not None:
         law = fit.law
         thetas = np.array([law.raw(dict(zip(law.params, row))) for row in boot[list(law.params)].to_numpy()])
         m1, m2 = float(mid[x1][0]), float(mid[x2][0])
         lx = np.log([[m1, m2], [2 * m1, m2], [m1, 2 * m2]])
-        ly, _ = law.log_model(thetas, lx)                      # (resamples, 3): mid, x1 doubled, x2 doubled
+        ly, _ = law.log_model(thetas, lx)  # (resamples, 3): mid, x1 doubled, x2 doubled
         pred = np.exp(ly)
         diff = (pred[:, 0] - pred[:, 1]) - (pred[:, 0] - pred[:, 2])
         out["ci_low"], out["ci_high"] = map(float, percentile_interval(diff[np.isfinite(diff)], level))
@@ -174,19 +233,27 @@ def frames_vs_tokens_verdict(gains: dict, x) -> Verdict:
     diff = gains["gain_1"] - gains["gain_2"]
     lo, hi = gains["ci_low"], gains["ci_high"]
     spread = diff - lo if diff >= 0 else hi - diff
-    return verdict(f"Doubling {x1} lowers the loss more than doubling {x2}", OPT_VISOR, diff > 0,
-                   f"at the middle of the grid doubling {x1} saves {gains['gain_1']:.4f}, doubling {x2} "
-                   f"{gains['gain_2']:.4f}; bootstrap interval of the difference [{lo:.4f}, {hi:.4f}]",
-                   tie=not abs(diff) > spread, value=diff, spread=spread)
+    return verdict(
+        f"Doubling {x1} lowers the loss more than doubling {x2}",
+        OPT_VISOR,
+        diff > 0,
+        f"at the middle of the grid doubling {x1} saves {gains['gain_1']:.4f}, doubling {x2} "
+        f"{gains['gain_2']:.4f}; bootstrap interval of the difference [{lo:.4f}, {hi:.4f}]",
+        tie=not abs(diff) > spread,
+        value=diff,
+        spread=spread,
+    )
 
 
 def doubling_sentence(gains: dict, x, source: str) -> str:
     x1, x2 = x
     mid = gains["mid"]
-    return (f"At the middle of the measured grid ({x1}={mid[x1][0]:.3g}, {x2}={mid[x2][0]:.3g}) doubling {x1} lowers "
-            f"the predicted loss by {gains['gain_1']:.4f}, doubling {x2} by {gains['gain_2']:.4f}. Opt-Visor found "
-            f"more frames helped more than more tokens per frame; the {source} data "
-            f"{'agree' if gains['gain_1'] > gains['gain_2'] else 'do NOT agree'}.")
+    return (
+        f"At the middle of the measured grid ({x1}={mid[x1][0]:.3g}, {x2}={mid[x2][0]:.3g}) doubling {x1} lowers "
+        f"the predicted loss by {gains['gain_1']:.4f}, doubling {x2} by {gains['gain_2']:.4f}. Opt-Visor found "
+        f"more frames helped more than more tokens per frame; the {source} data "
+        f"{'agree' if gains['gain_1'] > gains['gain_2'] else 'do NOT agree'}."
+    )
 
 
 # ---------------------------------------------------------------- the optimal split
@@ -197,25 +264,32 @@ def frontier_notes(frontier: pd.DataFrame, data: pd.DataFrame, x) -> list[str]:
     outside = frontier[(o1 > data[x1].max()) | (o2 > data[x2].max()) | (o1 < data[x1].min()) | (o2 < data[x2].min())]
     notes = []
     if len(outside):
-        notes.append(f"NOTE: for budgets {list(outside['budget'])} the optimum lies outside the measured range: "
-                     "extrapolation.")
+        notes.append(
+            f"NOTE: for budgets {list(outside['budget'])} the optimum lies outside the measured range: extrapolation."
+        )
     if frontier["at_boundary"].any():
-        notes.append(f"NOTE: for budgets {list(frontier.loc[frontier['at_boundary'], 'budget'])} the law has no "
-                     "interior optimum.")
+        notes.append(
+            f"NOTE: for budgets {list(frontier.loc[frontier['at_boundary'], 'budget'])} the law has no "
+            "interior optimum."
+        )
     return notes
 
 
 def budget_share(frontier: pd.DataFrame, x) -> str:
     """How the optimum grows with the budget: the slope of log x1* against log budget."""
     x1, x2 = x
-    share = (np.polyfit(np.log(frontier["budget"]), np.log(frontier[f"{x1}_opt"]), 1)[0] if len(frontier) > 1
-             else float("nan"))
+    share = (
+        np.polyfit(np.log(frontier["budget"]), np.log(frontier[f"{x1}_opt"]), 1)[0]
+        if len(frontier) > 1
+        else float("nan")
+    )
     return f"As the budget grows, {x1}* grows as budget^{share:.2f} and {x2}* as budget^{1 - share:.2f}."
 
 
 # ---------------------------------------------------------------- all verdicts
-def verdicts(*, chinchilla=None, table: pd.DataFrame | None = None, gains: dict | None = None, x=None,
-             source: str = "") -> list[Verdict]:
+def verdicts(
+    *, chinchilla=None, table: pd.DataFrame | None = None, gains: dict | None = None, x=None, source: str = ""
+) -> list[Verdict]:
     """Every verdict this run can support. chinchilla: (fit, ci) or None when the validation was skipped;
     the measurement verdicts are left out for the synthetic example (it is not a measurement)."""
     out = []

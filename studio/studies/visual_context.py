@@ -12,6 +12,7 @@ A verdict is "reproduced" when most comparisons go Opt-Visor's way (more than MA
 a tie when the difference it rests on is inside the seed spread (or there are fewer than MIN_SEEDS
 seeds to measure a spread with).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,44 +24,55 @@ from studio import paths
 from studio.verdicts import Verdict, verdict
 
 PAPER = "Opt-Visor"
-SWEEP = "visual_context"       # experiments/sweeps/visual_context.yaml
-MAJORITY = 0.5                 # share of comparisons that must favour the claim for it to hold
-MIN_SEEDS = 2                  # fewer seeds than this: no spread to compare with, so never resolved
+SWEEP = "visual_context"  # experiments/sweeps/visual_context.yaml
+MAJORITY = 0.5  # share of comparisons that must favour the claim for it to hold
+MIN_SEEDS = 2  # fewer seeds than this: no spread to compare with, so never resolved
 
 KEYS = ["frames", "tokens_per_frame", "token_strategy", "frame_strategy", "seed"]
 DEFAULT = {"token_strategy": "mean", "frame_strategy": "uniform"}
 
 
 def task_names(df: pd.DataFrame) -> list[str]:
-    return [c[len("val_acc_"):] for c in df.columns if c.startswith("val_acc_")]
+    return [c[len("val_acc_") :] for c in df.columns if c.startswith("val_acc_")]
 
 
-def run_cells(profile: str = "default", launcher: str = "local", workers: int | None = None,
-              progress: bool = True) -> pd.DataFrame:
+def run_cells(
+    profile: str = "default", launcher: str = "local", workers: int | None = None, progress: bool = True
+) -> pd.DataFrame:
     """The sweep's results (studio.sweep.run_sweep): trains only the cells not already cached."""
     from studio.sweep import run_sweep
 
-    return run_sweep(paths.SWEEP_CONFIGS / f"{SWEEP}.yaml", profile=profile, launcher=launcher,
-                     progress=progress, workers=workers)
+    return run_sweep(
+        paths.SWEEP_CONFIGS / f"{SWEEP}.yaml", profile=profile, launcher=launcher, progress=progress, workers=workers
+    )
 
 
 def describe_runs(runs: pd.DataFrame, table: pd.DataFrame) -> str:
     """How many runs were trained now or loaded, and each cell's training budget, in sentences."""
     tasks = task_names(table)
-    text = [f"{len(table)} runs ({runs.attrs.get('ran', '?')} trained now, {runs.attrs.get('skipped', '?')} "
-            f"loaded); tasks: {', '.join(tasks)}; total training time {table['seconds'].sum():.0f} s"]
+    text = [
+        f"{len(table)} runs ({runs.attrs.get('ran', '?')} trained now, {runs.attrs.get('skipped', '?')} "
+        f"loaded); tasks: {', '.join(tasks)}; total training time {table['seconds'].sum():.0f} s"
+    ]
     for r in runs[["steps", "batch_size", "train_videos"]].drop_duplicates().itertuples():
-        text.append(f"each cell: {r.steps} steps of {r.batch_size} videos = {r.steps * r.batch_size:,} training "
-                    f"videos seen ({r.steps * r.batch_size / r.train_videos:.1f} passes over a bank of "
-                    f"{r.train_videos:,})")
+        text.append(
+            f"each cell: {r.steps} steps of {r.batch_size} videos = {r.steps * r.batch_size:,} training "
+            f"videos seen ({r.steps * r.batch_size / r.train_videos:.1f} passes over a bank of "
+            f"{r.train_videos:,})"
+        )
     return "\n".join(text)
 
 
 def results_table(df: pd.DataFrame) -> pd.DataFrame:
     """The published table: keys, val_loss, val_acc, per-task acc and loss, seconds, visual_tokens."""
     tasks = task_names(df)
-    cols = KEYS + ["val_loss", "val_acc"] + [f"val_acc_{t}" for t in tasks] + \
-        [f"val_loss_{t}" for t in tasks if f"val_loss_{t}" in df] + ["seconds"]
+    cols = (
+        KEYS
+        + ["val_loss", "val_acc"]
+        + [f"val_acc_{t}" for t in tasks]
+        + [f"val_loss_{t}" for t in tasks if f"val_loss_{t}" in df]
+        + ["seconds"]
+    )
     out = df[cols].copy()
     out["visual_tokens"] = out["frames"] * out["tokens_per_frame"]
     if "tasks" in df:
@@ -109,15 +121,41 @@ def budget_lines(table: pd.DataFrame, value: str = "val_loss", min_cells: int = 
         interior = best.name not in (line.index[0], line.index[-1])
         spread = max(best["max"] - best["min"], runner_up["max"] - runner_up["min"])
         # one seed has no spread to compare with: never call that resolved
-        resolved = bool(min(best["n_seeds"], runner_up["n_seeds"]) >= 2 and best["max"] < runner_up["min"]
-                        and runner_up["mean"] - best["mean"] > spread)
+        resolved = bool(
+            min(best["n_seeds"], runner_up["n_seeds"]) >= 2
+            and best["max"] < runner_up["min"]
+            and runner_up["mean"] - best["mean"] > spread
+        )
         for i, r in line.iterrows():
-            rows.append({"budget": int(budget), "frames": int(r.frames), "tokens_per_frame": int(r.tokens_per_frame),
-                         "mean": r["mean"], "std": r["std"], "n_seeds": int(r.n_seeds), "best": i == best.name,
-                         "interior": bool(interior), "margin": float(runner_up["mean"] - best["mean"]),
-                         "resolved": resolved})
-    return pd.DataFrame(rows, columns=["budget", "frames", "tokens_per_frame", "mean", "std", "n_seeds", "best",
-                                       "interior", "margin", "resolved"])
+            rows.append(
+                {
+                    "budget": int(budget),
+                    "frames": int(r.frames),
+                    "tokens_per_frame": int(r.tokens_per_frame),
+                    "mean": r["mean"],
+                    "std": r["std"],
+                    "n_seeds": int(r.n_seeds),
+                    "best": i == best.name,
+                    "interior": bool(interior),
+                    "margin": float(runner_up["mean"] - best["mean"]),
+                    "resolved": resolved,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "budget",
+            "frames",
+            "tokens_per_frame",
+            "mean",
+            "std",
+            "n_seeds",
+            "best",
+            "interior",
+            "margin",
+            "resolved",
+        ],
+    )
 
 
 def frames_vs_tokens(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
@@ -131,13 +169,20 @@ def frames_vs_tokens(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFra
     for budget, line in cells.groupby("visual_tokens"):
         line = line.sort_values("frames").to_dict("records")
         for i, a in enumerate(line):
-            for b in line[i + 1:]:  # b has more frames, fewer tokens per frame
-                rows.append({"budget": int(budget), "more_frames": (b["frames"], b["tokens_per_frame"]),
-                             "more_tokens": (a["frames"], a["tokens_per_frame"]),
-                             "loss_more_frames": b["mean"], "loss_more_tokens": a["mean"],
-                             "frames_won": bool(b["mean"] < a["mean"])})
-    return pd.DataFrame(rows, columns=["budget", "more_frames", "more_tokens", "loss_more_frames",
-                                       "loss_more_tokens", "frames_won"])
+            for b in line[i + 1 :]:  # b has more frames, fewer tokens per frame
+                rows.append(
+                    {
+                        "budget": int(budget),
+                        "more_frames": (b["frames"], b["tokens_per_frame"]),
+                        "more_tokens": (a["frames"], a["tokens_per_frame"]),
+                        "loss_more_frames": b["mean"],
+                        "loss_more_tokens": a["mean"],
+                        "frames_won": bool(b["mean"] < a["mean"]),
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["budget", "more_frames", "more_tokens", "loss_more_frames", "loss_more_tokens", "frames_won"]
+    )
 
 
 def strategy_contrast(table: pd.DataFrame, key: str, a: str, b: str, value: str = "val_loss") -> pd.DataFrame:
@@ -162,18 +207,29 @@ def _split_sentence(lines: pd.DataFrame) -> str:
     best = lines[lines["best"]]
     desc = "; ".join(
         f"T*M={r.budget}: best (T, M)=({r.frames}, {r.tokens_per_frame}), ahead of the next cell by {r.margin:.3f}"
-        + ("" if r.resolved else (", inside the seed spread (a tie)" if r.n_seeds >= MIN_SEEDS
-                                  else " (one seed: a tie cannot be ruled out)"))
-        for r in best.itertuples())
+        + (
+            ""
+            if r.resolved
+            else (
+                ", inside the seed spread (a tie)"
+                if r.n_seeds >= MIN_SEEDS
+                else " (one seed: a tie cannot be ruled out)"
+            )
+        )
+        for r in best.itertuples()
+    )
     n_int = int(inner["interior"].sum())
     n_clear = int((inner["interior"] & inner["resolved"]).sum())
-    return (f" Best split per budget line: {desc}. {n_int} of {len(inner)} lines have an interior optimum"
-            f"{' (neither all frames nor all tokens)' if n_int else ''}"
-            f"{f', {n_clear} of them clear of the seed spread' if n_int else ''}.")
+    return (
+        f" Best split per budget line: {desc}. {n_int} of {len(inner)} lines have an interior optimum"
+        f"{' (neither all frames nor all tokens)' if n_int else ''}"
+        f"{f', {n_clear} of them clear of the seed spread' if n_int else ''}."
+    )
 
 
-def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame, table: pd.DataFrame | None = None,
-                   value: str = "val_loss") -> Verdict:
+def verdict_frames(
+    pairs: pd.DataFrame, lines: pd.DataFrame, table: pd.DataFrame | None = None, value: str = "val_loss"
+) -> Verdict:
     """Opt-Visor's 'at a fixed T*M, more frames beat more tokens per frame', from same-budget pairs.
 
     Holds when the cell with more frames has the lower mean loss on more than MAJORITY of the pairs.
@@ -184,8 +240,13 @@ def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame, table: pd.DataFrame
     """
     claim = "At a fixed visual-token budget T*M, more frames beat more tokens per frame"
     if pairs.empty:
-        return verdict(claim, PAPER, False, "No budget line holds two cells: the question cannot be answered "
-                       "from this sweep.", tie=True)
+        return verdict(
+            claim,
+            PAPER,
+            False,
+            "No budget line holds two cells: the question cannot be answered from this sweep.",
+            tie=True,
+        )
     won, n = int(pairs["frames_won"].sum()), len(pairs)
     agree = won > MAJORITY * n
     resolved = bool(not lines.empty and lines["resolved"].any())
@@ -193,12 +254,14 @@ def verdict_frames(pairs: pd.DataFrame, lines: pd.DataFrame, table: pd.DataFrame
     if table is not None:
         cells = by_cell(default_cells(table), value)
         spread = float((cells["max"] - cells["min"]).max())
-    evidence = (f"On {won} of {n} same-budget pairs the cell with more frames (and fewer tokens per frame) had "
-                f"the lower held-out loss: this {'agrees' if agree else 'does not agree'} with {PAPER}'s finding "
-                f"that frames are worth more than tokens per frame." + _split_sentence(lines)
-                + ("" if resolved else " No line's best split is clear of the seed spread: a tie."))
-    return verdict(claim, PAPER, agree, evidence, tie=not resolved or won == MAJORITY * n, value=won / n,
-                   spread=spread)
+    evidence = (
+        f"On {won} of {n} same-budget pairs the cell with more frames (and fewer tokens per frame) had "
+        f"the lower held-out loss: this {'agrees' if agree else 'does not agree'} with {PAPER}'s finding "
+        f"that frames are worth more than tokens per frame."
+        + _split_sentence(lines)
+        + ("" if resolved else " No line's best split is clear of the seed spread: a tie.")
+    )
+    return verdict(claim, PAPER, agree, evidence, tie=not resolved or won == MAJORITY * n, value=won / n, spread=spread)
 
 
 def verdict_pooling(contrast: pd.DataFrame, a: str = "mean", b: str = "sample") -> Verdict:
@@ -210,36 +273,50 @@ def verdict_pooling(contrast: pd.DataFrame, a: str = "mean", b: str = "sample") 
     """
     claim = "Mean pooling of patches beats uniform sampling of patches at equal token count"
     if contrast.empty:
-        return verdict(claim, PAPER, False, f"No cell was measured with both {a} and {b}: the comparison cannot "
-                       f"be made from this sweep.", tie=True)
+        return verdict(
+            claim,
+            PAPER,
+            False,
+            f"No cell was measured with both {a} and {b}: the comparison cannot be made from this sweep.",
+            tie=True,
+        )
     won, n = int(contrast["a_better"].sum()), len(contrast)
     gaps = contrast.iloc[:, 4] - contrast.iloc[:, 3]
     gap, spread = float(gaps.mean()), float(gaps.max() - gaps.min())
     tie = n < MIN_SEEDS or abs(gap) <= spread or won == MAJORITY * n
-    evidence = (f"Mean pooling beat uniform sampling of patches in {won} of {n} seed-matched cells (mean loss gap "
-                f"{gap:+.3f} in favour of {'pooling' if gap > 0 else 'sampling'}, spread {spread:.3f}): this "
-                f"{'agrees' if won > MAJORITY * n else 'does not agree'} with {PAPER}'s choice of mean pooling.")
+    evidence = (
+        f"Mean pooling beat uniform sampling of patches in {won} of {n} seed-matched cells (mean loss gap "
+        f"{gap:+.3f} in favour of {'pooling' if gap > 0 else 'sampling'}, spread {spread:.3f}): this "
+        f"{'agrees' if won > MAJORITY * n else 'does not agree'} with {PAPER}'s choice of mean pooling."
+    )
     return verdict(claim, PAPER, won > MAJORITY * n, evidence, tie=tie, value=gap, spread=spread)
 
 
 def verdicts(table: pd.DataFrame, min_line_cells: int = 3) -> list[Verdict]:
     """The study's verdicts from its results table (what the notebook publishes)."""
     lines = budget_lines(table, min_cells=min_line_cells)
-    return [verdict_frames(frames_vs_tokens(table), lines, table),
-            verdict_pooling(strategy_contrast(table, "token_strategy", "mean", "sample"))]
+    return [
+        verdict_frames(frames_vs_tokens(table), lines, table),
+        verdict_pooling(strategy_contrast(table, "token_strategy", "mean", "sample")),
+    ]
 
 
 def fit_sentence(frontier: pd.DataFrame, law: str) -> str:
     """Where the fitted law puts the optimal T at each budget, against a square split T = M."""
     share = frontier["frames_opt"] / np.sqrt(frontier["budget"])
-    return (f"The fitted {law} law puts the optimum at T* = "
-            + ", ".join(f"{t:.1f} (T*M = {b:.0f})" for t, b in zip(frontier["frames_opt"], frontier["budget"]))
-            + f"; it spends {'more' if (share > 1).mean() > MAJORITY else 'less'} of the budget on frames than a "
-            f"square split (T = M) at {int((share > 1).sum())} of {len(share)} budgets"
-            + (", at the edge of the allowed range for some budgets." if frontier["at_boundary"].any() else "."))
+    return (
+        f"The fitted {law} law puts the optimum at T* = "
+        + ", ".join(f"{t:.1f} (T*M = {b:.0f})" for t, b in zip(frontier["frames_opt"], frontier["budget"]))
+        + f"; it spends {'more' if (share > 1).mean() > MAJORITY else 'less'} of the budget on frames than a "
+        f"square split (T = M) at {int((share > 1).sum())} of {len(share)} budgets"
+        + (", at the edge of the allowed range for some budgets." if frontier["at_boundary"].any() else ".")
+    )
 
 
-ALTERNATIVES = {"token_strategy": ("mean", ("sample", "attention")), "frame_strategy": ("uniform", ("mean", "keyframes"))}
+ALTERNATIVES = {
+    "token_strategy": ("mean", ("sample", "attention")),
+    "frame_strategy": ("uniform", ("mean", "keyframes")),
+}
 
 
 def all_contrasts(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
@@ -253,10 +330,20 @@ def all_contrasts(table: pd.DataFrame, value: str = "val_loss") -> pd.DataFrame:
         for b in others:
             c = strategy_contrast(table, key, a, b, value)
             for r in c.itertuples(index=False):
-                rows.append({"comparison": f"{key}: {b}", "frames": r[0], "tokens_per_frame": r[1], "seed": r[2],
-                             "default": r[3], "other": r[4], "default_better": bool(r[3] < r[4])})
-    return pd.DataFrame(rows, columns=["comparison", "frames", "tokens_per_frame", "seed", "default", "other",
-                                       "default_better"])
+                rows.append(
+                    {
+                        "comparison": f"{key}: {b}",
+                        "frames": r[0],
+                        "tokens_per_frame": r[1],
+                        "seed": r[2],
+                        "default": r[3],
+                        "other": r[4],
+                        "default_better": bool(r[3] < r[4]),
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["comparison", "frames", "tokens_per_frame", "seed", "default", "other", "default_better"]
+    )
 
 
 # Columns of derived tables that carry a `value` (val_loss by default): mean/std/range over seeds, and the

@@ -85,15 +85,34 @@ Modules: `config` (SweepConfig, load_config, parse_config, expand), `execute` (r
 run_sweep, the results table, main), `launchers` (local pool with its bar, submitit), `toy`
 (`toy_target`, a cheap deterministic target: `studio sweep experiments/sweeps/toy.yaml --profile smoke`).
 """
+
 from __future__ import annotations
 
 from studio.errors import ParameterError
 from studio.sweep.config import SweepConfig, config_path, expand, load_config, parse_config
 from studio.sweep.execute import add_arguments, main, results_table, run_sweep
-from studio.sweep.run import LAUNCHERS, RUN_FILES, execute_run, is_done, resolve_target, run_key, target_code
 from studio.sweep.launchers import submitit_parameters
+from studio.sweep.run import LAUNCHERS, RUN_FILES, execute_run, is_done, resolve_target, run_key, target_code
 from studio.sweep.toy import toy_target
 
-__all__ = ["LAUNCHERS", "RUN_FILES", "ParameterError", "SweepConfig", "add_arguments", "config_path", "execute_run", "expand",
-           "is_done", "load_config", "main", "parse_config", "resolve_target", "results_table", "run_key",
-           "run_sweep", "submitit_parameters", "target_code", "toy_target"]
+__all__ = [
+    "LAUNCHERS",
+    "RUN_FILES",
+    "ParameterError",
+    "SweepConfig",
+    "add_arguments",
+    "config_path",
+    "execute_run",
+    "expand",
+    "is_done",
+    "load_config",
+    "main",
+    "parse_config",
+    "resolve_target",
+    "results_table",
+    "run_key",
+    "run_sweep",
+    "submitit_parameters",
+    "target_code",
+    "toy_target",
+]

@@ -6,6 +6,7 @@
 The file format is described in the package docstring (studio/sweep/__init__.py). Every refusal is a
 ParameterError naming the offending key and the valid ones: the CLI prints it as one line.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,20 @@ from studio import paths
 from studio.errors import ParameterError
 from studio.repro import stable_hash
 
-TOP_KEYS = ("name", "description", "target", "base", "grid", "seeds", "exclude", "include", "trainer",
-            "submitit", "workers", "profiles")
+TOP_KEYS = (
+    "name",
+    "description",
+    "target",
+    "base",
+    "grid",
+    "seeds",
+    "exclude",
+    "include",
+    "trainer",
+    "submitit",
+    "workers",
+    "profiles",
+)
 PROFILE_KEYS = ("target", "base", "grid", "seeds", "exclude", "include", "trainer", "submitit", "workers")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FLOATLIKE_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
@@ -36,6 +49,7 @@ def _bad(message: str) -> ParameterError:
 @dataclass(frozen=True)
 class SweepConfig:
     """A sweep config with its profile applied (see the package docstring for the file format)."""
+
     name: str
     target: str
     base: dict
@@ -146,8 +160,11 @@ def _check(d: dict, profile, source, where) -> SweepConfig:
 
     seeds = d.get("seeds")
     if seeds is not None:
-        if (not isinstance(seeds, list) or not seeds
-                or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        ):
             raise _bad(f"{where}: seeds must be a non-empty list of ints, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise _bad(f"{where}: seeds has repeats: {seeds!r}")
@@ -161,8 +178,9 @@ def _check(d: dict, profile, source, where) -> SweepConfig:
             raise _bad(f"{where}: {key} must be a list of non-empty mappings, got {entries!r}")
         valid = dict.fromkeys([*base, *grid, "seed"])
         for i, entry in enumerate(entries):
-            _refuse_unknown(entry, valid, f"{where}: {key}[{i}]", what="config key",
-                            valid_name="base and grid keys and seed")
+            _refuse_unknown(
+                entry, valid, f"{where}: {key}[{i}]", what="config key", valid_name="base and grid keys and seed"
+            )
             _check_values(entry, f"{where}: {key}[{i}]")
         cells[key] = copy.deepcopy(entries)
 
@@ -176,11 +194,21 @@ def _check(d: dict, profile, source, where) -> SweepConfig:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise _bad(f"{where}: workers must be an int >= 1 (runs at once with the local launcher), got {workers!r}")
     description = d.get("description") or ""
-    return SweepConfig(workers=workers, name=name, target=target, base=copy.deepcopy(base), grid=copy.deepcopy(grid),
-                       seeds=list(seeds) if seeds is not None else None, exclude=cells["exclude"],
-                       include=cells["include"], trainer=copy.deepcopy(trainer),
-                       submitit=copy.deepcopy(submitit), description=str(description), profile=profile,
-                       source=source)
+    return SweepConfig(
+        workers=workers,
+        name=name,
+        target=target,
+        base=copy.deepcopy(base),
+        grid=copy.deepcopy(grid),
+        seeds=list(seeds) if seeds is not None else None,
+        exclude=cells["exclude"],
+        include=cells["include"],
+        trainer=copy.deepcopy(trainer),
+        submitit=copy.deepcopy(submitit),
+        description=str(description),
+        profile=profile,
+        source=source,
+    )
 
 
 def _refuse_unknown(d: dict, valid, where: str, what: str = "key", valid_name: str = "valid keys") -> None:
@@ -206,8 +234,11 @@ def _check_values(d: dict, where: str) -> None:
         elif isinstance(value, str) and _FLOATLIKE_RE.match(value):
             mantissa, exponent = f"{float(value):e}".split("e")
             mantissa = mantissa.rstrip("0") + ("0" if mantissa.rstrip("0").endswith(".") else "")
-            raise _bad(f"{where}: {key} = {value!r} is a string to YAML; for a float write it with a dot "
-                       f"and a signed exponent: {mantissa}e{int(exponent):+d}")
+            raise _bad(
+                f"{where}: {key} = {value!r} is a string to YAML; for a float write it with a dot "
+                f"and a signed exponent: {mantissa}e{int(exponent):+d}"
+            )
+
     walk(d, None)
 
 
@@ -220,6 +251,7 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------------
 # Expansion
+
 
 def expand(config: SweepConfig) -> list[dict]:
     """Every run's full config, in a deterministic order: grid cells (last grid key fastest) x seeds,

@@ -18,6 +18,7 @@ Each run is trained under a lock (OUT/KEY/run.lock, the `filelock` package): a s
 same folder first does the runs nobody holds, then waits for the others and, once it has the lock,
 finds them finished and skips them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def check_runs(config: SweepConfig, fn, runs: list[dict]) -> None:
             cell = {k: run.get(k) for k in config.grid}
             which = f" (grid cell {json.dumps(cell)})" if cell else ""
             message = " ".join(str(e).split())  # one line, as the CLI prints it
-            raise ParameterError(f"sweep {config.name} ({config.profile_name}): {config.target} refuses the "
-                                 f"run config{which}: {message}") from e
+            raise ParameterError(
+                f"sweep {config.name} ({config.profile_name}): {config.target} refuses the run config{which}: {message}"
+            ) from e
 
 
 def writable_folder(path: str | os.PathLike) -> Path:
@@ -88,17 +90,25 @@ def writable_folder(path: str | os.PathLike) -> Path:
 def _as_config(config_or_path, profile: str | None) -> SweepConfig:
     if isinstance(config_or_path, SweepConfig):
         if profile is not None and profile != config_or_path.profile_name:
-            raise ParameterError(f"the config was loaded with profile {config_or_path.profile_name!r}, "
-                                 f"not {profile!r}; pass the path to choose a profile")
+            raise ParameterError(
+                f"the config was loaded with profile {config_or_path.profile_name!r}, "
+                f"not {profile!r}; pass the path to choose a profile"
+            )
         return config_or_path
     if isinstance(config_or_path, dict):
         return parse_config(config_or_path, profile)
     return load_config(config_or_path, profile)
 
 
-def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike | None = None,
-              launcher: str = "local", progress: bool = True, workers: int | None = None,
-              out_anywhere: bool = False):
+def run_sweep(
+    config_or_path,
+    profile: str | None = None,
+    out: str | os.PathLike | None = None,
+    launcher: str = "local",
+    progress: bool = True,
+    workers: int | None = None,
+    out_anywhere: bool = False,
+):
     """Run every pending run of a sweep and return the results table (a pandas DataFrame).
 
     `config_or_path`: a YAML path (or a name under paths.SWEEP_CONFIGS), a SweepConfig, or a config
@@ -134,9 +144,20 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
     writer = _global_rank() == 0
     if writer:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "sweep.json", _json({
-            "config": asdict(config), "code": code, "n_runs": len(runs), "launcher": launcher, "started": _now(),
-            "git": git_state(), "environment": environment()}))
+        atomic_write_text(
+            out / "sweep.json",
+            _json(
+                {
+                    "config": asdict(config),
+                    "code": code,
+                    "n_runs": len(runs),
+                    "launcher": launcher,
+                    "started": _now(),
+                    "git": git_state(),
+                    "environment": environment(),
+                }
+            ),
+        )
 
     results: dict[str, dict] = {}
     redo = {}
@@ -149,19 +170,33 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
     pending = [(k, r) for k, r in zip(keys, runs) if k not in results]
     skipped = len(results)
     label = f"sweep {config.name} ({config.profile_name})"
-    print(f"{label}: {len(runs)} runs in {paths.relative(out)} (code {code}); skipping {skipped} already "
-          f"finished, {len(pending)} to run", file=sys.stderr)
+    print(
+        f"{label}: {len(runs)} runs in {paths.relative(out)} (code {code}); skipping {skipped} already "
+        f"finished, {len(pending)} to run",
+        file=sys.stderr,
+    )
     for key, problem in redo.items():
         print(f"  redoing {paths.relative(out / key)}: {problem}, not a finished run", file=sys.stderr)
 
     if pending:
         bar = launchers.Bar(progress and writer, len(runs), skipped, label)
         if launcher == "submitit":
-            results.update(launchers.run_submitit(config.name, config.submitit, config.target, code, pending,
-                                                  out, bar, functools.partial(is_done, required=required)))
+            results.update(
+                launchers.run_submitit(
+                    config.name,
+                    config.submitit,
+                    config.target,
+                    code,
+                    pending,
+                    out,
+                    bar,
+                    functools.partial(is_done, required=required),
+                )
+            )
         else:
-            results.update(launchers.run_local(config.target, code, pending, out, bar, execute_run,
-                                               workers or config.workers))
+            results.update(
+                launchers.run_local(config.target, code, pending, out, bar, execute_run, workers or config.workers)
+            )
 
     failed = [k for k in keys if results.get(k, {}).get("status") == "failed"]
     df = results_table(runs, keys, results, code)
@@ -172,10 +207,12 @@ def run_sweep(config_or_path, profile: str | None = None, out: str | os.PathLike
     skipped = sum(1 for r in results.values() if r.get("status") == "skipped")  # with runs another sweep did
     df.attrs.update(out=str(out), results_csv=str(csv), code=code, ran=ran, skipped=skipped, failed=failed)
     for key in failed:
-        print(f"  failed: {paths.relative(out / key)}: {results[key].get('error', '?')} "
-              f"(see error.json)", file=sys.stderr)
-    print(f"{label}: {ran} ran, {skipped} skipped, {len(failed)} failed; results: {paths.relative(csv)}",
-          file=sys.stderr)
+        print(
+            f"  failed: {paths.relative(out / key)}: {results[key].get('error', '?')} (see error.json)", file=sys.stderr
+        )
+    print(
+        f"{label}: {ran} ran, {skipped} skipped, {len(failed)} failed; results: {paths.relative(csv)}", file=sys.stderr
+    )
     return df
 
 
@@ -217,8 +254,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 # ---------------------------------------------------------------------------------------------------
 # The command line (`studio sweep` hands its parsed arguments to `main`)
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments of `studio sweep`."""
+
     def positive_int(text: str) -> int:
         value = int(text) if text.lstrip("-").isdigit() else 0
         if value < 1:
@@ -227,12 +266,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     parser.add_argument("config", help="a sweep config YAML, e.g. experiments/sweeps/visual_context.yaml")
     parser.add_argument("--profile", help="a profile inside the config")
-    parser.add_argument("--out", help="output folder: any folder you can write to (relative paths from the "
-                                      "project root; default experiments/sweeps/NAME/PROFILE)")
+    parser.add_argument(
+        "--out",
+        help="output folder: any folder you can write to (relative paths from the "
+        "project root; default experiments/sweeps/NAME/PROFILE)",
+    )
     parser.add_argument("--launcher", choices=list(LAUNCHERS), default="local")
-    parser.add_argument("--workers", type=positive_int, metavar="N",
-                        help="local launcher: runs at once, each in its own process (default: the config's "
-                             "workers, else 1)")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="local launcher: runs at once, each in its own process (default: the config's workers, else 1)",
+    )
     return parser
 
 
@@ -250,10 +295,18 @@ def main(args) -> int:
             print(f"studio sweep: error: {e}", file=sys.stderr)
             return 2
     out = getattr(args, "out", None)
-    df = run_sweep(args.config, profile=getattr(args, "profile", None), out=out,
-                   launcher=getattr(args, "launcher", None) or "local", progress=True,
-                   workers=getattr(args, "workers", None), out_anywhere=out is not None)
+    df = run_sweep(
+        args.config,
+        profile=getattr(args, "profile", None),
+        out=out,
+        launcher=getattr(args, "launcher", None) or "local",
+        progress=True,
+        workers=getattr(args, "workers", None),
+        out_anywhere=out is not None,
+    )
     a = df.attrs
-    print(f"{paths.relative(a['results_csv'])}: {len(df)} rows ({a['ran']} ran, {a['skipped']} skipped, "
-          f"{len(a['failed'])} failed)")
+    print(
+        f"{paths.relative(a['results_csv'])}: {len(df)} rows ({a['ran']} ran, {a['skipped']} skipped, "
+        f"{len(a['failed'])} failed)"
+    )
     return 1 if a["failed"] else 0

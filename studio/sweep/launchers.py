@@ -11,6 +11,7 @@
 Each returns {run_key: result}, a result being what `execute_run` returns
 ({"status": "done" | "failed", ...}).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,16 @@ from studio.repro import atomic_write_text
 from studio.workers import die_with_parent
 
 # submitit.AutoExecutor's cluster-independent options; anything else unprefixed is a SLURM option.
-SUBMITIT_GENERIC = ("name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node",
-                    "tasks_per_node", "stderr_to_stdout")
+SUBMITIT_GENERIC = (
+    "name",
+    "timeout_min",
+    "mem_gb",
+    "nodes",
+    "cpus_per_task",
+    "gpus_per_node",
+    "tasks_per_node",
+    "stderr_to_stdout",
+)
 
 
 class Bar:
@@ -34,8 +43,15 @@ class Bar:
     def __init__(self, progress: bool, total: int, skipped: int, label: str):
         from tqdm import tqdm
 
-        self.tqdm = tqdm(total=total, initial=skipped, desc=label, unit="run", disable=not progress,
-                         file=sys.stderr, dynamic_ncols=True)
+        self.tqdm = tqdm(
+            total=total,
+            initial=skipped,
+            desc=label,
+            unit="run",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         self.label, self.counts = label, {"done": 0, "skipped": skipped, "failed": 0}
         self.tqdm.set_postfix(self.counts)
 
@@ -75,12 +91,17 @@ def run_local(target: str, code: str, pending, out: Path, bar: Bar, run_one: Cal
         import multiprocessing
 
         # spawn, not fork: a forked child would inherit this process's torch thread pools and locks.
-        pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                      mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=die_with_parent, initargs=(os.getpid(),))
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        )
         try:
-            futures = {pool.submit(run_one, target, cfg, str(out / key), "local", 0, code, wait=False): (key, cfg)
-                       for key, cfg in pending}
+            futures = {
+                pool.submit(run_one, target, cfg, str(out / key), "local", 0, code, wait=False): (key, cfg)
+                for key, cfg in pending
+            }
             while futures:
                 finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
@@ -90,8 +111,10 @@ def run_local(target: str, code: str, pending, out: Path, bar: Bar, run_one: Cal
                     except Exception as e:  # the worker process died (killed, out of memory)
                         result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
                     if result["status"] == "busy":  # at the back of the queue, this time waiting for it
-                        futures[pool.submit(run_one, target, cfg, str(out / key), "local", 0, code,
-                                            wait=True)] = (key, cfg)
+                        futures[pool.submit(run_one, target, cfg, str(out / key), "local", 0, code, wait=True)] = (
+                            key,
+                            cfg,
+                        )
                         continue
                     results[key] = result
                     bar.record(result)
@@ -129,8 +152,9 @@ def submitit_job(target: str, config: dict, run_dir: str, code: str | None = Non
     return execute_run(target, config, run_dir, launcher="submitit", rank=rank, code=code)
 
 
-def run_submitit(name: str, options: dict, target: str, code: str, pending, out: Path, bar: Bar,
-                 done: Callable[[Path], dict | None]) -> dict:
+def run_submitit(
+    name: str, options: dict, target: str, code: str, pending, out: Path, bar: Bar, done: Callable[[Path], dict | None]
+) -> dict:
     """Submit the pending (key, config) pairs as a job array and wait for them; `done(run_dir)` says
     whether a run finished (a job that died without writing its error gets an error.json here)."""
     import json
@@ -144,11 +168,18 @@ def run_submitit(name: str, options: dict, target: str, code: str, pending, out:
         executor.update_parameters(**params)
     except (NameError, AssertionError, ValueError, RuntimeError) as e:
         raise ParameterError(f"submitit options {options}: {e}") from e
-    jobs = executor.map_array(submitit_job, [target] * len(pending), [c for _, c in pending],
-                              [str(out / k) for k, _ in pending], [code] * len(pending))
+    jobs = executor.map_array(
+        submitit_job,
+        [target] * len(pending),
+        [c for _, c in pending],
+        [str(out / k) for k, _ in pending],
+        [code] * len(pending),
+    )
     key_of = {id(job): key for job, (key, _) in zip(jobs, pending)}
-    print(f"{bar.label}: submitted {len(jobs)} jobs ({executor.cluster}); logs in "
-          f"{paths.relative(out / 'submitit')}", file=sys.stderr)
+    print(
+        f"{bar.label}: submitted {len(jobs)} jobs ({executor.cluster}); logs in {paths.relative(out / 'submitit')}",
+        file=sys.stderr,
+    )
     poll = 0.2 if executor.cluster in ("local", "debug") else 10.0
     results = {}
     with bar:
@@ -159,8 +190,11 @@ def run_submitit(name: str, options: dict, target: str, code: str, pending, out:
             except Exception as e:  # the job itself died (timeout, out of memory, node failure)
                 r = {"status": "failed", "error": f"{type(e).__name__}: {str(e).strip().splitlines()[-1:]}"}
                 if done(out / key) is None:
-                    atomic_write_text(out / key / "error.json", json.dumps(
-                        {"type": type(e).__name__, "message": str(e), "job_id": job.job_id}, indent=2) + "\n")
+                    atomic_write_text(
+                        out / key / "error.json",
+                        json.dumps({"type": type(e).__name__, "message": str(e), "job_id": job.job_id}, indent=2)
+                        + "\n",
+                    )
             results[key] = r
             bar.record(r)
     return results

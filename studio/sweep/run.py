@@ -6,6 +6,7 @@ holding the target's required metrics, means done). `execute_run` trains it unde
 (studio.sweep.launchers) call `execute_run` for every pending run; studio.sweep.execute plans the runs
 and collects their metrics.
 """
+
 from __future__ import annotations
 
 import copy
@@ -78,7 +79,6 @@ def required_metrics(target) -> tuple[str, ...]:
     return tuple(getattr(target, "required_metrics", ()) or ())
 
 
-
 def _global_rank() -> int:
     """This process's rank when a launcher (torchrun, srun, Lightning's DDP) started several."""
     for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
@@ -123,8 +123,15 @@ def is_done(run_dir: Path, required=()) -> dict | None:
     return finished(run_dir, required)[0]
 
 
-def execute_run(target: str, config: dict, run_dir: str | Path, launcher: str = "local",
-                rank: int | None = None, code: str | None = None, wait: bool = True) -> dict:
+def execute_run(
+    target: str,
+    config: dict,
+    run_dir: str | Path,
+    launcher: str = "local",
+    rank: int | None = None,
+    code: str | None = None,
+    wait: bool = True,
+) -> dict:
     """Run one config in run_dir and record it; return {"status": "done"|"failed"|"skipped"|"busy", ...}.
 
     config.json records {target, code, config}. Exceptions from the target are recorded in
@@ -179,8 +186,7 @@ def _execute(target: str, config: dict, run_dir: Path, launcher: str, writer: bo
         text = json.dumps(metrics, indent=2, default=_jsonable_number) + "\n"
     except Exception as e:  # a failed run is recorded and the sweep goes on
         timing.update(finished=_now(), seconds=round(time.perf_counter() - t0, 3))
-        error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc(),
-                 "timing": timing}
+        error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc(), "timing": timing}
         if writer:
             atomic_write_text(run_dir / "error.json", _json(error))
         return {"status": "failed", "error": f"{type(e).__name__}: {e}"}

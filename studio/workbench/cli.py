@@ -3,6 +3,7 @@
 Every subcommand checks its input first and prints one clear line on stderr with a non-zero exit when
 it refuses (2 for bad input, 1 for a run that failed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def _parse_overrides(pairs) -> dict:
 def cmd_run(args) -> int:
     from studio.workbench.runner import run_notebook
 
-    result = run_notebook(args.notebook, args.profile, args.file or (), _parse_overrides(args.param),
-                          progress=not args.quiet)
+    result = run_notebook(
+        args.notebook, args.profile, args.file or (), _parse_overrides(args.param), progress=not args.quiet
+    )
     print(f"ok: {paths.relative(result.run_dir)} ({result.provenance['seconds']} s)")
     return 0
 
@@ -80,9 +82,12 @@ def _positive_int(text: str) -> int:
 
 
 def _numerics_flag(parser) -> None:
-    parser.add_argument("--fast-numerics", action="store_true",
-                        help="let PyTorch, MKL, oneDNN and OpenBLAS take this processor's fastest kernels (the same "
-                             "seed may then give other bytes on another processor); default: portable (studio.numerics)")
+    parser.add_argument(
+        "--fast-numerics",
+        action="store_true",
+        help="let PyTorch, MKL, oneDNN and OpenBLAS take this processor's fastest kernels (the same "
+        "seed may then give other bytes on another processor); default: portable (studio.numerics)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute a notebook headlessly into experiments/runs/")
     run.add_argument("notebook", help="e.g. notebooks/quickstart.ipynb")
     run.add_argument("--profile", help="a profile from experiments/NAME.yaml (smoke, default, paper)")
-    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                     help="override one parameter; VALUE is parsed as YAML")
+    run.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="override one parameter; VALUE is parsed as YAML",
+    )
     run.add_argument("-f", "--file", action="append", help="a YAML file of parameter values")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _numerics_flag(run)
@@ -104,11 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     fig = sub.add_parser("figures", help="regenerate figures/ and figures/MANIFEST")
     fig.add_argument("--profile", default="default")
-    fig.add_argument("--check", action="store_true",
-                     help="rerun and report figures whose data changed; figures/ is left untouched")
+    fig.add_argument(
+        "--check", action="store_true", help="rerun and report figures whose data changed; figures/ is left untouched"
+    )
     fig.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
-    fig.add_argument("--jobs", type=_positive_int, metavar="N",
-                     help="notebooks run side by side (respecting `after:`); default: the number of cores")
+    fig.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="notebooks run side by side (respecting `after:`); default: the number of cores",
+    )
     _numerics_flag(fig)
     fig.set_defaults(func=cmd_figures)
 

@@ -12,6 +12,7 @@ notebook from Lab rewrites both notebooks/NAME.ipynb and notebooks/NAME.py.
 `start_lab(port, state_dir)` starts the same server as a subprocess and returns (process, url,
 token); `stop_lab(process)` stops it by its own PID. tests/test_browser.py drives it in Chromium.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,11 +70,14 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
-def lab_command(port: int, token: str, state_dir: Path, *, root: Path = paths.ROOT,
-                private_settings: bool = False) -> list[str]:
+def lab_command(
+    port: int, token: str, state_dir: Path, *, root: Path = paths.ROOT, private_settings: bool = False
+) -> list[str]:
     """The JupyterLab command line: loopback only, token, project kernel, fresh workspace."""
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         "--no-browser",
         f"--ServerApp.ip={HOST}",
         f"--ServerApp.port={port}",
@@ -131,9 +135,17 @@ def api(server: LabServer, path: str, timeout: float = 5):
         return json.loads(r.read().decode())
 
 
-def start_lab(port: int | None = None, token: str | None = None, *, state_dir: str | os.PathLike,
-              settings: dict | None = None, env: dict | None = None, log: str | os.PathLike | None = None,
-              root: Path = paths.ROOT, wait: bool = True) -> LabServer:
+def start_lab(
+    port: int | None = None,
+    token: str | None = None,
+    *,
+    state_dir: str | os.PathLike,
+    settings: dict | None = None,
+    env: dict | None = None,
+    log: str | os.PathLike | None = None,
+    root: Path = paths.ROOT,
+    wait: bool = True,
+) -> LabServer:
     """Start JupyterLab as a subprocess (its own session) and wait until it answers.
 
     state_dir: a folder for this server's workspace (and settings when `settings` is given); the
@@ -154,8 +166,14 @@ def start_lab(port: int | None = None, token: str | None = None, *, state_dir: s
     out = open(log, "ab") if log is not None else None
     try:
         # A session of its own: Ctrl-C in the terminal reaches only us, and we stop it by its PID.
-        process = subprocess.Popen(cmd, cwd=root, env=lab_env(env), stdout=out,
-                                   stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        process = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=lab_env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
     finally:
         if out is not None:
             out.close()
@@ -187,10 +205,14 @@ def _interrupt(signum, frame):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studio.workbench.lab", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one if taken)")
-    parser.add_argument("--token", default=os.environ.get("STUDIO_LAB_TOKEN"),
-                        help="access token (default: $STUDIO_LAB_TOKEN, else a random one)")
+    parser.add_argument(
+        "--port", type=int, default=None, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one if taken)"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("STUDIO_LAB_TOKEN"),
+        help="access token (default: $STUDIO_LAB_TOKEN, else a random one)",
+    )
     args = parser.parse_args(argv)
     if args.token is not None and len(args.token) < 16:
         parser.error("--token: use at least 16 characters")
@@ -201,8 +223,11 @@ def main(argv=None) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="studio-lab-"))
     try:
         server = start_lab(port, args.token, state_dir=state_dir)
-        print(f"\nJupyterLab (kernel '{paths.KERNEL_NAME}', root {paths.ROOT}) is ready:\n\n"
-              f"    {server.lab_url}\n\nCtrl-C stops it.", flush=True)
+        print(
+            f"\nJupyterLab (kernel '{paths.KERNEL_NAME}', root {paths.ROOT}) is ready:\n\n"
+            f"    {server.lab_url}\n\nCtrl-C stops it.",
+            flush=True,
+        )
         try:
             return server.process.wait()  # the server stopped by itself (e.g. File > Shut Down)
         except KeyboardInterrupt:

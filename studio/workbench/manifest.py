@@ -4,6 +4,7 @@ Every read-modify-write of the MANIFEST happens under one lock (the `filelock` p
 the entries of the run being published, so two `studio figures` at once (different notebooks) keep
 each other's entries. Files a stale entry lists are removed only when they resolve inside figures/.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,10 @@ def read_manifest() -> dict:
     try:
         data = yaml.safe_load(paths.MANIFEST.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ParameterError(f"{paths.relative(paths.MANIFEST)} is not valid YAML ({e}); restore it with "
-                             f"`git checkout {paths.relative(paths.MANIFEST)}`") from None
+        raise ParameterError(
+            f"{paths.relative(paths.MANIFEST)} is not valid YAML ({e}); restore it with "
+            f"`git checkout {paths.relative(paths.MANIFEST)}`"
+        ) from None
     entries = data.get("figures", {}) if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ParameterError(f"{paths.relative(paths.MANIFEST)}: expected a mapping `figures: {{name: entry}}`")
@@ -68,8 +71,10 @@ def outputs(figures_dir: Path) -> dict:
 def _inside_figures(name: str, rel: str) -> Path:
     target = (paths.ROOT / rel).resolve()
     if paths.FIGURES.resolve() not in target.parents:
-        raise ParameterError(f"MANIFEST entry {name!r} lists {rel!r}, which is not inside figures/; nothing was "
-                             f"deleted: fix or remove that entry in {paths.relative(paths.MANIFEST)}")
+        raise ParameterError(
+            f"MANIFEST entry {name!r} lists {rel!r}, which is not inside figures/; nothing was "
+            f"deleted: fix or remove that entry in {paths.relative(paths.MANIFEST)}"
+        )
     return target
 
 
@@ -121,8 +126,11 @@ ROUNDING = 1e-5  # relative: the CSVs keep 6 significant digits (studio.figures.
 
 def _verdict_changes(old, new) -> list[str]:
     old, new = old.set_index("claim")["verdict"], new.set_index("claim")["verdict"]
-    return [f"{claim!r}: {old.get(claim, 'absent')} -> {new.get(claim, 'absent')}"
-            for claim in sorted(set(old.index) | set(new.index)) if old.get(claim) != new.get(claim)]
+    return [
+        f"{claim!r}: {old.get(claim, 'absent')} -> {new.get(claim, 'absent')}"
+        for claim in sorted(set(old.index) | set(new.index))
+        if old.get(claim) != new.get(claim)
+    ]
 
 
 def classify(old_csv: Path, new_csv: Path, kind: str = "figure", tolerance: dict | None = None) -> tuple[str, str]:
@@ -139,8 +147,10 @@ def classify(old_csv: Path, new_csv: Path, kind: str = "figure", tolerance: dict
         return IDENTICAL, ""
     old, new = pd.read_csv(old_csv), pd.read_csv(new_csv)
     if list(old.columns) != list(new.columns) or len(old) != len(new):
-        return CHANGED, (f"shape {len(old)}x{len(old.columns)} -> {len(new)}x{len(new.columns)}; columns "
-                         f"gone {sorted(set(old.columns) - set(new.columns))}, new {sorted(set(new.columns) - set(old.columns))}")
+        return CHANGED, (
+            f"shape {len(old)}x{len(old.columns)} -> {len(new)}x{len(new.columns)}; columns "
+            f"gone {sorted(set(old.columns) - set(new.columns))}, new {sorted(set(new.columns) - set(old.columns))}"
+        )
     if kind == "verdicts":
         moved = _verdict_changes(old, new)
         return (CHANGED, "verdicts changed: " + "; ".join(moved)) if moved else (WITHIN, "same verdicts")
@@ -175,8 +185,13 @@ def compare(result, entries: dict) -> list[tuple[str, str, str]]:
         if entry is None or not old_csv.is_file():
             out.append((name, CHANGED, "new (not in MANIFEST)"))
         elif entry.get("csv_sha256") != sha256_file(old_csv):
-            out.append((name, CHANGED, f"figures/{name}.csv was edited after it was published (sha256 differs "
-                                       f"from the MANIFEST)"))
+            out.append(
+                (
+                    name,
+                    CHANGED,
+                    f"figures/{name}.csv was edited after it was published (sha256 differs from the MANIFEST)",
+                )
+            )
         else:
             status, detail = classify(old_csv, new_csv, info.get("kind", "figure"), info.get("tolerance"))
             if status != IDENTICAL:

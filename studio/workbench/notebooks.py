@@ -4,6 +4,7 @@
 project kernel); tests/test_notebooks.py checks that no pair has drifted. JupyterLab's jupytext
 extension keeps both files updated when a notebook is saved from Lab.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,6 +74,7 @@ def current(notebook: str | Path) -> Path:
             raise ParameterError(
                 f"{paths.relative(ipynb)} was edited after {paths.relative(py)} and they differ; the .py is the "
                 f"source: save the notebook from JupyterLab (jupytext updates the .py), or run `studio sync` to "
-                f"rewrite the .ipynb from the .py (discarding the .ipynb's edits)")
+                f"rewrite the .ipynb from the .py (discarding the .ipynb's edits)"
+            )
     nbformat.write(nb, ipynb)
     return ipynb

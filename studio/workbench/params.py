@@ -10,6 +10,7 @@ Values from profiles (experiments/NAME.yaml), from `-f file.yaml` and from `-p K
 YAML) are checked against the annotation (or, without one, the type of the default) before any
 kernel starts. Unknown names are refused with the list of valid ones.
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,8 +26,6 @@ from studio import paths
 from studio.errors import ParameterError  # noqa: F401  (raised here; re-exported for callers)
 
 
-
-
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -38,6 +37,7 @@ class Param:
 @dataclass
 class NotebookSpec:
     """A notebook, its parameters and its profiles (experiments/NAME.yaml)."""
+
     name: str
     path: Path
     params: dict[str, Param]
@@ -99,8 +99,9 @@ def _line_comments(source: str) -> dict[int, str]:
 def _infer_type(value) -> str:
     if value is None:
         return "any"
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
-            tuple: "list"}.get(type(value), "any")
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict", tuple: "list"}.get(
+        type(value), "any"
+    )
 
 
 _SIMPLE = {
@@ -146,8 +147,11 @@ def _check(value, node) -> bool:
         if outer in ("list", "List", "Sequence", "tuple", "Tuple"):
             if not isinstance(value, (list, tuple)):
                 return False
-            if outer in ("tuple", "Tuple") and len(args) > 1 and not any(
-                    isinstance(a, ast.Constant) and a.value is Ellipsis for a in args):
+            if (
+                outer in ("tuple", "Tuple")
+                and len(args) > 1
+                and not any(isinstance(a, ast.Constant) and a.value is Ellipsis for a in args)
+            ):
                 return len(value) == len(args) and all(_check(v, a) for v, a in zip(value, args))
             return all(_check(v, args[0]) for v in value)
         if outer in ("dict", "Dict", "Mapping"):
@@ -179,8 +183,9 @@ def read_notebook(path: str | Path) -> NotebookSpec:
             raise ParameterError(f"{paths.relative(profile_file)}: expected a mapping at the top level")
         unknown = set(data) - PROFILE_KEYS
         if unknown:
-            raise ParameterError(f"{paths.relative(profile_file)}: unknown keys {sorted(unknown)}; "
-                                 f"valid: {sorted(PROFILE_KEYS)}")
+            raise ParameterError(
+                f"{paths.relative(profile_file)}: unknown keys {sorted(unknown)}; valid: {sorted(PROFILE_KEYS)}"
+            )
         profiles = data.get("profiles") or {}
         for pname, values in profiles.items():
             values = values or {}
@@ -202,12 +207,12 @@ def _validate(spec: NotebookSpec, values: dict, source: str) -> None:
     valid = ", ".join(spec.params)
     for key, value in values.items():
         if key not in spec.params:
-            raise ParameterError(f"unknown parameter {key!r} ({source}) for notebook {spec.name}; "
-                                 f"valid parameters: {valid}")
+            raise ParameterError(
+                f"unknown parameter {key!r} ({source}) for notebook {spec.name}; valid parameters: {valid}"
+            )
         p = spec.params[key]
         if not check_type(value, p.type):
-            raise ParameterError(f"parameter {key!r} ({source}) must be {p.type}, got "
-                                 f"{type(value).__name__} {value!r}")
+            raise ParameterError(f"parameter {key!r} ({source}) must be {p.type}, got {type(value).__name__} {value!r}")
 
 
 def parse_cli_value(text: str):
@@ -240,8 +245,9 @@ def resolve(spec: NotebookSpec, profile: str | None = None, files=(), overrides:
     merged = dict(spec.defaults)
     if profile is not None:
         if profile not in spec.profiles:
-            raise ParameterError(f"notebook {spec.name} has no profile {profile!r}; "
-                                 f"profiles: {', '.join(spec.profiles) or 'none'}")
+            raise ParameterError(
+                f"notebook {spec.name} has no profile {profile!r}; profiles: {', '.join(spec.profiles) or 'none'}"
+            )
         merged.update(spec.profiles[profile])
     for f in files:
         values = load_param_file(f)

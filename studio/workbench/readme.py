@@ -10,6 +10,7 @@ and `<!-- gallery:end -->`): each figure, what it shows, the command that remake
 notebook. Tables of kind `table` are data for other notebooks and are not shown. The rest of the README
 is written by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,11 +51,15 @@ def findings_markdown(manifest: dict) -> str:
         table = pd.read_csv(paths.ROOT / csv)
         counts = table["verdict"].value_counts()
         tally = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced", "tie") if v in counts)
-        rows = "\n".join(f"| {_cell(r.claim)} | {_cell(r.paper)} | **{r.verdict}** | {_cell(r.evidence)} |"
-                         for r in table.itertuples())
-        parts.append(f"**{Path(notebook).stem}** ({tally}; [`{csv}`]({csv}), profile "
-                     f"{entry.get('profile') or 'default'})\n\n| claim | paper | verdict | evidence |\n"
-                     f"|---|---|---|---|\n{rows}")
+        rows = "\n".join(
+            f"| {_cell(r.claim)} | {_cell(r.paper)} | **{r.verdict}** | {_cell(r.evidence)} |"
+            for r in table.itertuples()
+        )
+        parts.append(
+            f"**{Path(notebook).stem}** ({tally}; [`{csv}`]({csv}), profile "
+            f"{entry.get('profile') or 'default'})\n\n| claim | paper | verdict | evidence |\n"
+            f"|---|---|---|---|\n{rows}"
+        )
     return "\n\n".join(parts)
 
 
@@ -97,22 +102,23 @@ def gallery_markdown(manifest: dict) -> str:
             alt = caption.replace("[", "(").replace("]", ")")
             png = _file(name, entry, "png") or f"{paths.relative(paths.FIGURES)}/{name}.png"
             links = " · ".join(f"[{ext.upper()}]({f})" for ext in ("pdf", "csv") if (f := _file(name, entry, ext)))
-            parts.append(f"![{alt}]({png})\n\n**{name}**: {caption}  \n"
-                         f"Remake: `{remake_command(entry)}`" + (f" · {links}" if links else ""))
+            parts.append(
+                f"![{alt}]({png})\n\n**{name}**: {caption}  \n"
+                f"Remake: `{remake_command(entry)}`" + (f" · {links}" if links else "")
+            )
     return "\n\n".join(parts)
 
 
 def _replace(text: str, start_marker: str, end_marker: str, body: str) -> str:
     start, end = text.find(start_marker), text.find(end_marker)
-    return text[:start + len(start_marker)] + "\n" + body + "\n" + text[end:]
+    return text[: start + len(start_marker)] + "\n" + body + "\n" + text[end:]
 
 
 def render(text: str, manifest: dict) -> str:
     """`text` (a README) with the gallery (and the findings, where it has their markers) replaced."""
     start, end = text.find(START), text.find(END)
     if start < 0 or end < 0 or end < start:
-        raise ValueError(f"README has no gallery markers: put {START} and {END} (in that order) "
-                         "where the gallery goes")
+        raise ValueError(f"README has no gallery markers: put {START} and {END} (in that order) where the gallery goes")
     text = _replace(text, START, END, gallery_markdown(manifest))
     if 0 <= text.find(FINDINGS_START) < text.find(FINDINGS_END):
         text = _replace(text, FINDINGS_START, FINDINGS_END, findings_markdown(manifest))
@@ -134,7 +140,7 @@ def update_readme(readme: str | Path | None = None, manifest: dict | None = None
 def gallery_section(text: str) -> str:
     """The text between the markers of a README (empty if there are none)."""
     start, end = text.find(START), text.find(END)
-    return text[start + len(START):end] if 0 <= start < end else ""
+    return text[start + len(START) : end] if 0 <= start < end else ""
 
 
 def main(argv=None) -> int:
@@ -143,7 +149,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     changed = update_readme(check=args.check)
     if args.check:
-        print("README gallery and findings: " + ("out of date (python -m studio.workbench.readme)" if changed else "up to date"))
+        print(
+            "README gallery and findings: "
+            + ("out of date (python -m studio.workbench.readme)" if changed else "up to date")
+        )
         return 1 if changed else 0
     print("README gallery and findings: " + ("rewritten" if changed else "unchanged"))
     return 0

@@ -6,6 +6,7 @@ side by side, each in a process of its own (the run folder reaches its kernel th
 variable, which a thread could not keep apart); a notebook starts once everything it comes after has
 succeeded. Each success is published at once, under the MANIFEST lock.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -14,10 +15,10 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from studio.errors import ParameterError
-from studio.workers import die_with_parent
 from studio.workbench import manifest
 from studio.workbench.params import NotebookSpec, list_notebooks, read_notebook, resolve
 from studio.workbench.runner import RunFailed, run_notebook
+from studio.workers import die_with_parent
 
 
 def figure_notebooks(only=None) -> list[NotebookSpec]:
@@ -70,8 +71,9 @@ class _Inline:
         return future
 
 
-def run_figures(profile: str = "default", *, check: bool = False, only=None, jobs: int | None = None,
-                echo=print) -> int:
+def run_figures(
+    profile: str = "default", *, check: bool = False, only=None, jobs: int | None = None, echo=print
+) -> int:
     """Run every figure notebook with `profile`; publish (or, with check, compare). Returns an exit code."""
     from tqdm.auto import tqdm
 
@@ -89,8 +91,13 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
     todo = list(specs)
     bar = tqdm(total=len(specs), desc=f"figures ({profile}, {jobs} at once)", unit="notebook")
     # Workers die with this process (a kill -9 of `studio figures` leaves no notebook running on).
-    pool = (ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
-                                initargs=(os.getpid(),)) if jobs > 1 else _Inline())
+    pool = (
+        ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+        )
+        if jobs > 1
+        else _Inline()
+    )
     with pool:
         running = {}
         while todo or running:
@@ -114,9 +121,13 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
                 seconds = time.perf_counter() - t0
                 if check:
                     found = manifest.compare(result, snapshot)
-                    counts = {s: sum(1 for _, st, _ in found if st == s)
-                              for s in (manifest.IDENTICAL, manifest.WITHIN, manifest.CHANGED)}
-                    echo(f"{spec.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" ({seconds:.0f} s)")
+                    counts = {
+                        s: sum(1 for _, st, _ in found if st == s)
+                        for s in (manifest.IDENTICAL, manifest.WITHIN, manifest.CHANGED)
+                    }
+                    echo(
+                        f"{spec.name}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" ({seconds:.0f} s)"
+                    )
                     for name, status, detail in found:
                         if status != manifest.IDENTICAL:
                             echo(f"  {name}: {status}: {detail}")
@@ -133,8 +144,14 @@ def run_figures(profile: str = "default", *, check: bool = False, only=None, job
     if check:
         if update_readme(check=True):
             problems.append("README gallery or findings are stale (python -m studio.workbench.readme rewrites them)")
-        echo("figures --check: " + ("no change beyond the declared seed spread" if not problems
-                                    else f"{len(problems)} change(s):\n  " + "\n  ".join(problems)))
+        echo(
+            "figures --check: "
+            + (
+                "no change beyond the declared seed spread"
+                if not problems
+                else f"{len(problems)} change(s):\n  " + "\n  ".join(problems)
+            )
+        )
         return 1 if problems else 0
     with manifest.updating():  # under the MANIFEST lock: a concurrent run cannot interleave its README write
         update_readme()

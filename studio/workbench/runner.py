@@ -5,6 +5,7 @@ notebook, params.yaml and provenance.json. It executes what notebooks/NAME.py sa
 first, studio.workbench.notebooks.current). Nothing outside the run folder is written by a run; only a
 successful `studio figures` (studio.workbench.regenerate) publishes a run's figures into figures/.
 """
+
 from __future__ import annotations
 
 import json
@@ -114,8 +115,15 @@ def prepare(notebook: str | Path, profile: str | None = None, files=(), override
     return spec, params
 
 
-def run_notebook(notebook: str | Path, profile: str | None = None, files=(), overrides: dict | None = None,
-                 *, runs_root: Path | None = None, progress: bool = True) -> RunResult:
+def run_notebook(
+    notebook: str | Path,
+    profile: str | None = None,
+    files=(),
+    overrides: dict | None = None,
+    *,
+    runs_root: Path | None = None,
+    progress: bool = True,
+) -> RunResult:
     """Execute a notebook with checked parameters into a fresh run folder; raise RunFailed on error."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -145,21 +153,33 @@ def run_notebook(notebook: str | Path, profile: str | None = None, files=(), ove
     t0 = time.perf_counter()
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        pm.execute_notebook(str(spec.path), str(output), parameters=params, kernel_name=kernel,
-                            cwd=str(paths.ROOT), progress_bar=progress, request_save_on_cell_execute=True)
+        pm.execute_notebook(
+            str(spec.path),
+            str(output),
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(paths.ROOT),
+            progress_bar=progress,
+            request_save_on_cell_execute=True,
+        )
     except PapermillExecutionError as e:
-        provenance.update(status="failed", error={"cell_index": e.cell_index, "execution_count": e.exec_count,
-                                                  "ename": e.ename, "evalue": e.evalue})
-        message = (f"{spec.name}: cell {e.cell_index} (execution count {e.exec_count}) raised "
-                   f"{e.ename}: {e.evalue}\n  executed notebook: {paths.relative(output)}")
+        provenance.update(
+            status="failed",
+            error={"cell_index": e.cell_index, "execution_count": e.exec_count, "ename": e.ename, "evalue": e.evalue},
+        )
+        message = (
+            f"{spec.name}: cell {e.cell_index} (execution count {e.exec_count}) raised "
+            f"{e.ename}: {e.evalue}\n  executed notebook: {paths.relative(output)}"
+        )
         raise RunFailed(message, run_dir) from None
     except KeyboardInterrupt:
         provenance.update(status="interrupted")
         raise
     except Exception as e:  # kernel died, papermill could not start, ...
         provenance.update(status="failed", error={"ename": type(e).__name__, "evalue": str(e)})
-        raise RunFailed(f"{spec.name}: {type(e).__name__}: {e}\n  run folder: {paths.relative(run_dir)}",
-                        run_dir) from e
+        raise RunFailed(
+            f"{spec.name}: {type(e).__name__}: {e}\n  run folder: {paths.relative(run_dir)}", run_dir
+        ) from e
     else:
         provenance.update(status="ok")
     finally:

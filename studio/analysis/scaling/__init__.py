@@ -27,9 +27,11 @@ exponent for both terms), fit (Fit, fit, compare, choose; `weights=`, `tie=`), a
 published (reference numbers, the only copy in the project). Everything is re-exported here, so
 `studio.scaling.fit`, `optimal_allocation`, `register_law` etc. keep working.
 """
+
 from __future__ import annotations
 
 from studio.analysis.scaling.allocation import Allocation, allocation_frontier, optimal_allocation
+from studio.analysis.scaling.compare import choose, compare, loo_rmse
 from studio.analysis.scaling.data import (
     SYNTHETIC_TRUTH,
     load_chinchilla,
@@ -38,15 +40,35 @@ from studio.analysis.scaling.data import (
     resolve_y,
     synthetic_measurements,
 )
-from studio.analysis.scaling.fit import Fit, ScalingWarning, choose, compare, fit, loo_rmse
+from studio.analysis.scaling.fit import Fit, ScalingWarning, fit
 from studio.analysis.scaling.inputs import prepare
 from studio.analysis.scaling.laws import LAWS, Law, get_law, parse_law_spec, register_law
 from studio.analysis.scaling.published import PUBLISHED
 from studio.analysis.scaling.solver import LOSSES, huber
 
 __all__ = [
-    "Allocation", "Fit", "LAWS", "LOSSES", "Law", "PUBLISHED", "SYNTHETIC_TRUTH", "ScalingWarning",
-    "allocation_frontier", "choose", "compare", "fit", "get_law", "huber", "load_chinchilla", "load_measurements",
-    "loo_rmse", "measurements_or_example", "optimal_allocation", "parse_law_spec", "prepare", "register_law",
-    "resolve_y", "synthetic_measurements",
+    "Allocation",
+    "Fit",
+    "LAWS",
+    "LOSSES",
+    "Law",
+    "PUBLISHED",
+    "SYNTHETIC_TRUTH",
+    "ScalingWarning",
+    "allocation_frontier",
+    "choose",
+    "compare",
+    "fit",
+    "get_law",
+    "huber",
+    "load_chinchilla",
+    "load_measurements",
+    "loo_rmse",
+    "measurements_or_example",
+    "optimal_allocation",
+    "parse_law_spec",
+    "prepare",
+    "register_law",
+    "resolve_y",
+    "synthetic_measurements",
 ]

@@ -6,6 +6,7 @@
 Closed form for `additive`; a dense grid in log x1 refined by a parabola (vectorised over bootstrap
 rows) for every other law.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,22 +23,23 @@ from studio.stats import percentile_interval
 @dataclass(frozen=True)
 class Allocation:
     budget: float
-    x: dict            # {input name: optimal value}
-    loss: float        # predicted loss at the optimum
-    method: str        # "closed form" or "numeric"
+    x: dict  # {input name: optimal value}
+    loss: float  # predicted loss at the optimum
+    method: str  # "closed form" or "numeric"
     at_boundary: bool  # the optimum is a bound of the allowed range (no interior optimum)
 
 
 def _additive_closed_form(nat: np.ndarray, budgets: np.ndarray) -> np.ndarray:
     """x1* = G budget^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)); nat (R, 5)."""
-    E, A, alpha, B, beta = (nat[:, i:i + 1] for i in range(5))
+    E, A, alpha, B, beta = (nat[:, i : i + 1] for i in range(5))
     with np.errstate(divide="ignore", invalid="ignore"):
         logG = (np.log(alpha * A) - np.log(beta * B)) / (alpha + beta)
         return np.exp(logG + beta / (alpha + beta) * np.log(budgets)[None, :])
 
 
-def _allocate(law: Law, thetas: np.ndarray, budgets: np.ndarray, x_min=(1.0, 1.0), *, method: str = "auto",
-              grid: int = 1601):
+def _allocate(
+    law: Law, thetas: np.ndarray, budgets: np.ndarray, x_min=(1.0, 1.0), *, method: str = "auto", grid: int = 1601
+):
     """Optimal log x1 (R, B), log loss (R, B) and at_boundary (R, B) for parameter rows and budgets.
 
     The constraint is x1 * x2 = budget with x1 >= x_min[0], x2 >= x_min[1]. `numeric`: a dense grid
@@ -63,16 +65,22 @@ def _allocate(law: Law, thetas: np.ndarray, budgets: np.ndarray, x_min=(1.0, 1.0
         if method == "closed form":
             if law.name != "additive":
                 raise ValueError(f"no closed form for law {law.name!r}; use method='numeric'")
-            tj = np.clip(np.log(_additive_closed_form(law.natural(thetas), budgets[j:j + 1])[:, 0]), lo[j], hi[j])
+            tj = np.clip(np.log(_additive_closed_form(law.natural(thetas), budgets[j : j + 1])[:, 0]), lo[j], hi[j])
             # each row at its own point: the diagonal of a (R, R) evaluation, in chunks
-            lL[:, j] = np.concatenate([np.diagonal(law.log_model(thetas[s:s + 256], np.column_stack(
-                [tj[s:s + 256], lb - tj[s:s + 256]]))[0]) for s in range(0, R, 256)])
+            lL[:, j] = np.concatenate(
+                [
+                    np.diagonal(
+                        law.log_model(thetas[s : s + 256], np.column_stack([tj[s : s + 256], lb - tj[s : s + 256]]))[0]
+                    )
+                    for s in range(0, R, 256)
+                ]
+            )
             t[:, j] = tj
             continue
         if method != "numeric":
             raise ValueError(f"method must be 'auto', 'closed form' or 'numeric', got {method!r}")
         tt = lo[j] + frac * (hi[j] - lo[j])
-        ly, _ = law.log_model(thetas, np.column_stack([tt, lb - tt]))       # (R, G)
+        ly, _ = law.log_model(thetas, np.column_stack([tt, lb - tt]))  # (R, G)
         ly = np.where(np.isfinite(ly), ly, np.inf)
         k = np.argmin(ly, axis=1)
         inner = (k > 0) & (k < grid - 1)
@@ -108,28 +116,50 @@ def optimal_allocation(fit: Fit, budget: float, *, x_min=(1.0, 1.0), method: str
     lo, hi = math.log(x_min[0]), lb - math.log(x_min[1])
     if method == "numeric" and not at_b:
         h = (hi - lo) / 1600
+
         def f(tt):
             return float(law.log_model(fit.theta[None, :], np.array([[tt, lb - tt]]))[0][0, 0])
-        res = minimize_scalar(f, bounds=(max(lo, t - 2 * h), min(hi, t + 2 * h)), method="bounded",
-                              options={"xatol": 1e-10})
+
+        res = minimize_scalar(
+            f, bounds=(max(lo, t - 2 * h), min(hi, t + 2 * h)), method="bounded", options={"xatol": 1e-10}
+        )
         if res.fun <= lL:
             t, lL = float(res.x), float(res.fun)
     x1 = math.exp(t)
-    return Allocation(budget=float(budget), x={fit.x[0]: x1, fit.x[1]: float(budget) / x1}, loss=math.exp(lL),
-                      method=method, at_boundary=at_b)
+    return Allocation(
+        budget=float(budget),
+        x={fit.x[0]: x1, fit.x[1]: float(budget) / x1},
+        loss=math.exp(lL),
+        method=method,
+        at_boundary=at_b,
+    )
 
 
-def allocation_frontier(fit: Fit, budgets, *, bootstrap: int | pd.DataFrame | None = None, level: float = 0.95,
-                        seed: int = 0, x_min=(1.0, 1.0), method: str = "auto") -> pd.DataFrame:
+def allocation_frontier(
+    fit: Fit,
+    budgets,
+    *,
+    bootstrap: int | pd.DataFrame | None = None,
+    level: float = 0.95,
+    seed: int = 0,
+    x_min=(1.0, 1.0),
+    method: str = "auto",
+) -> pd.DataFrame:
     """Optimal split for each budget: columns budget, <x1>_opt, <x2>_opt, loss_opt, at_boundary, and
     with `bootstrap` (a number of resamples, or a table from fit.bootstrap) percentile bands
     <x1>_ci_low/_ci_high, <x2>_ci_low/_ci_high, loss_ci_low/_ci_high."""
     budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
     n1, n2 = fit.x
     rows = [optimal_allocation(fit, b, x_min=x_min, method=method) for b in budgets]
-    out = pd.DataFrame({"budget": budgets, f"{n1}_opt": [a.x[n1] for a in rows],
-                        f"{n2}_opt": [a.x[n2] for a in rows], "loss_opt": [a.loss for a in rows],
-                        "at_boundary": [a.at_boundary for a in rows]})
+    out = pd.DataFrame(
+        {
+            "budget": budgets,
+            f"{n1}_opt": [a.x[n1] for a in rows],
+            f"{n2}_opt": [a.x[n2] for a in rows],
+            "loss_opt": [a.loss for a in rows],
+            "at_boundary": [a.at_boundary for a in rows],
+        }
+    )
     if bootstrap is None:
         return out
     boot = bootstrap if isinstance(bootstrap, pd.DataFrame) else fit.bootstrap(int(bootstrap), seed)
@@ -154,4 +184,3 @@ def _band(vals: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         if len(v):
             lo[j], hi[j] = percentile_interval(v, level)
     return lo, hi
-

@@ -1,9 +1,10 @@
 """Data sets a scaling law is fitted to: Chinchilla (validation), a user's CSV, or a synthetic example.
 
-    load_chinchilla()                      Epoch AI's 240 digitised points of Hoffmann et al.'s Figure 4
-    load_measurements(path)                a user's CSV, checked, one strategy at a time
-    measurements_or_example(path)          what the scaling notebook fits (ours, a user's, or synthetic)
+load_chinchilla()                      Epoch AI's 240 digitised points of Hoffmann et al.'s Figure 4
+load_measurements(path)                a user's CSV, checked, one strategy at a time
+measurements_or_example(path)          what the scaling notebook fits (ours, a user's, or synthetic)
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -26,16 +27,27 @@ def load_chinchilla(path=None, drop_highest: int = 5) -> pd.DataFrame:
 
     path = paths.CHINCHILLA_CSV if path is None else path
     raw = pd.read_csv(path)
-    df = pd.DataFrame({"N": raw["Model Size"].astype(float), "C": raw["Training FLOP"].astype(float),
-                       "loss": raw["loss"].astype(float)})
+    df = pd.DataFrame(
+        {
+            "N": raw["Model Size"].astype(float),
+            "C": raw["Training FLOP"].astype(float),
+            "loss": raw["loss"].astype(float),
+        }
+    )
     df.insert(1, "D", df["C"] / (6.0 * df["N"]))
     if drop_highest > 0:
         df = df[df["loss"] < np.sort(df["loss"].to_numpy())[-drop_highest]]
     return df.reset_index(drop=True)
 
 
-def synthetic_measurements(seed: int = 0, frames=(1, 2, 4, 8, 16, 32), tokens_per_frame=(1, 4, 16, 64, 196),
-                           seeds: int = 3, noise: float = 0.02, truth: Mapping | None = None) -> pd.DataFrame:
+def synthetic_measurements(
+    seed: int = 0,
+    frames=(1, 2, 4, 8, 16, 32),
+    tokens_per_frame=(1, 4, 16, 64, 196),
+    seeds: int = 3,
+    noise: float = 0.02,
+    truth: Mapping | None = None,
+) -> pd.DataFrame:
     """A documented stand-in for a visual-context sweep, used until real measurements exist.
 
     loss = E + A / frames^alpha + B / tokens_per_frame^beta with SYNTHETIC_TRUTH's parameters (frames
@@ -65,8 +77,9 @@ def resolve_y(df: pd.DataFrame, y: str | None = "val_loss") -> str:
     raise ValueError(f"loss column {y!r} not found (nor 'val_loss'/'loss'); the data has columns {list(df.columns)}")
 
 
-def load_measurements(path, x=("frames", "tokens_per_frame"), y: str | None = "val_loss",
-                      where: Mapping | None = None) -> tuple[pd.DataFrame, str, list[str]]:
+def load_measurements(
+    path, x=("frames", "tokens_per_frame"), y: str | None = "val_loss", where: Mapping | None = None
+) -> tuple[pd.DataFrame, str, list[str]]:
     """Read a user's CSV of measurements and check it: returns (table, y column, notes).
 
     Keeps rows matching `where` ({column: value}); for any other column named like '*strategy*' with
@@ -91,8 +104,10 @@ def load_measurements(path, x=("frames", "tokens_per_frame"), y: str | None = "v
             values = df[col].value_counts()
             if len(values) > 1:
                 keep = values.index[0]
-                notes.append(f"column {col!r} has {len(values)} values {list(values.index)}; fitting "
-                             f"{col} == {keep!r} only (choose with `where`)")
+                notes.append(
+                    f"column {col!r} has {len(values)} values {list(values.index)}; fitting "
+                    f"{col} == {keep!r} only (choose with `where`)"
+                )
                 df = df[df[col] == keep]
         y = resolve_y(df, y)
         prepare(df, x, y)
@@ -103,8 +118,13 @@ def load_measurements(path, x=("frames", "tokens_per_frame"), y: str | None = "v
     return df.reset_index(drop=True), y, notes
 
 
-def measurements_or_example(path: str | None = None, x=("frames", "tokens_per_frame"), y: str | None = "val_loss",
-                            where: Mapping | None = None, seed: int = 0):
+def measurements_or_example(
+    path: str | None = None,
+    x=("frames", "tokens_per_frame"),
+    y: str | None = "val_loss",
+    where: Mapping | None = None,
+    seed: int = 0,
+):
     """What the scaling notebook fits: (table, y column, notes, source).
 
     path given: that CSV (checked by load_measurements). None: the results table the visual-context
@@ -121,9 +141,11 @@ def measurements_or_example(path: str | None = None, x=("frames", "tokens_per_fr
             df = synthetic_measurements(seed=seed)
             law = get_law(SYNTHETIC_TRUTH["law"])
             truth = ", ".join(f"{k}={v:g}" for k, v in SYNTHETIC_TRUTH["params"].items())
-            note = (f"NOTE: no measurements yet ({paths.relative(published)} does not exist): fitting the "
-                    f"SYNTHETIC example from studio.scaling.synthetic_measurements ({law.formula} with {truth}, "
-                    "2% log-normal noise, 3 seeds). It shows the method, not a finding.")
+            note = (
+                f"NOTE: no measurements yet ({paths.relative(published)} does not exist): fitting the "
+                f"SYNTHETIC example from studio.scaling.synthetic_measurements ({law.formula} with {truth}, "
+                "2% log-normal noise, 3 seeds). It shows the method, not a finding."
+            )
             return df, resolve_y(df, y), [note], "synthetic example"
     df, yc, notes = load_measurements(path, x, y, where)
     return df, yc, notes, paths.relative(path)

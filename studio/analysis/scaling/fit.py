@@ -13,6 +13,7 @@ Options: `weights` (per-point weights, e.g. 1/std^2: they multiply each point's 
 their points in the bootstrap, and weight the diagnostics) and `tie` (one parameter takes another's
 value, tie.py; AIC/BIC count free parameters).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from studio.analysis.scaling.inputs import _inputs, point_weights, prepare
-from studio.analysis.scaling.laws import Law, get_law, parse_law_spec
+from studio.analysis.scaling.laws import Law, get_law
 from studio.analysis.scaling.solver import _check_loss, _lm_chunked, _polish, _Problem, _refit_weighted
 from studio.analysis.scaling.tie import check_tie, expand, free_bounds, label, reduce, tied_law
 from studio.stats import percentile_interval
@@ -43,6 +44,7 @@ class Fit:
     does not vary. With `weights` (N,), rmse_log, r2_log, aic, bic and loo_rmse are weighted means
     over points (a zero weight = the point dropped); `residuals` stay one per point, unweighted.
     `tie` {tied: target}: theta and params hold every parameter, k counts the free ones."""
+
     law: Law
     x: tuple[str, ...]
     y: str
@@ -85,8 +87,9 @@ class Fit:
     def _problem(self) -> _Problem:
         """The solver's problem: the law over its free parameters, with the user's weights."""
         lo, hi = free_bounds(self.law, self.tie, *self.law.bound_arrays())
-        return _Problem(tied_law(self.law, self.tie), np.log(self.X), self.y_obs, self.loss, self.delta, lo, hi,
-                        self.weights)
+        return _Problem(
+            tied_law(self.law, self.tie), np.log(self.X), self.y_obs, self.loss, self.delta, lo, hi, self.weights
+        )
 
     def predict(self, data=None, params: Mapping[str, float] | None = None) -> np.ndarray:
         """Predicted loss at the rows of `data` (columns self.x); the training points when None."""
@@ -102,26 +105,26 @@ class Fit:
 
     @property
     def rmse_log(self) -> float:
-        return float(np.sqrt(self._mean(self.residuals ** 2)))
+        return float(np.sqrt(self._mean(self.residuals**2)))
 
     @property
     def r2_log(self) -> float:
         ly = np.log(self.y_obs)
         if self.weights is None:
             ss_tot = float(((ly - ly.mean()) ** 2).sum())
-            return float(1.0 - (self.residuals ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")
+            return float(1.0 - (self.residuals**2).sum() / ss_tot) if ss_tot > 0 else float("nan")
         ss_tot = self._mean((ly - self._mean(ly)) ** 2)
-        return float(1.0 - self._mean(self.residuals ** 2) / ss_tot) if ss_tot > 0 else float("nan")
+        return float(1.0 - self._mean(self.residuals**2) / ss_tot) if ss_tot > 0 else float("nan")
 
     @property
     def aic(self) -> float:
         """Gaussian AIC on log residuals, n log(RSS/n) + 2k (for ranking laws on the same data);
         weighted: RSS/n is the weighted mean square and n counts the points with positive weight."""
-        return float(self._n_used * np.log(self._mean(self.residuals ** 2) + 1e-300) + 2 * self.k)
+        return float(self._n_used * np.log(self._mean(self.residuals**2) + 1e-300) + 2 * self.k)
 
     @property
     def bic(self) -> float:
-        return float(self._n_used * np.log(self._mean(self.residuals ** 2) + 1e-300) + self.k * np.log(self._n_used))
+        return float(self._n_used * np.log(self._mean(self.residuals**2) + 1e-300) + self.k * np.log(self._n_used))
 
     def bootstrap(self, n: int = 1000, seed: int = 0, *, max_iter: int = 300) -> pd.DataFrame:
         """Refit on n resamples (rows drawn with replacement), warm-started at this optimum.
@@ -133,8 +136,9 @@ class Fit:
             raise ValueError(f"n must be >= 1, got {n}")
         rng = np.random.default_rng(seed)
         counts = np.stack([np.bincount(rng.integers(0, self.n, self.n), minlength=self.n) for _ in range(n)])
-        theta, f, conv = _refit_weighted(self._problem(), reduce(self.law, self.tie, self.theta),
-                                         counts.astype(float), max_iter=max_iter)
+        theta, f, conv = _refit_weighted(
+            self._problem(), reduce(self.law, self.tie, self.theta), counts.astype(float), max_iter=max_iter
+        )
         df = pd.DataFrame(self.law.natural(expand(self.law, self.tie, theta)), columns=list(self.law.params))
         df["objective"], df["converged"] = f, conv
         if self._bootstrap is None or len(df) >= len(self._bootstrap):
@@ -157,24 +161,27 @@ class Fit:
         """Prediction and its bootstrap percentile band at the rows of `data`: pred, ci_low, ci_high."""
         boot = self._bootstrap if self._bootstrap is not None and len(self._bootstrap) >= n else self.bootstrap(n, seed)
         X = _inputs(data, self.x)
-        thetas = np.array([self.law.raw(dict(zip(self.law.params, row)))
-                           for row in boot[list(self.law.params)].to_numpy()])
+        thetas = np.array(
+            [self.law.raw(dict(zip(self.law.params, row))) for row in boot[list(self.law.params)].to_numpy()]
+        )
         ly, _ = self.law.log_model(thetas, np.log(X))
-        lo, hi = percentile_interval(np.exp(ly), level, axis=0)      # over resamples: (R, N) -> (N,)
+        lo, hi = percentile_interval(np.exp(ly), level, axis=0)  # over resamples: (R, N) -> (N,)
         return pd.DataFrame({"pred": self.predict(data), "ci_low": lo, "ci_high": hi})
 
     def summary(self) -> str:
         ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         flag = f"  DEGENERATE: {'; '.join(self.degenerate_reasons)}" if self.degenerate else ""
         opts = (f", tied {label(self.tie)}" if self.tie else "") + (", weighted" if self.weights is not None else "")
-        return (f"{self.law.name} [{self.law.formula}] x={self.x}: {ps}; objective={self.objective:.6g} "
-                f"({self.loss}{opts}), R2_log={self.r2_log:.4f}, RMSE_log={self.rmse_log:.4g}, n={self.n}{flag}")
+        return (
+            f"{self.law.name} [{self.law.formula}] x={self.x}: {ps}; objective={self.objective:.6g} "
+            f"({self.loss}{opts}), R2_log={self.r2_log:.4f}, RMSE_log={self.rmse_log:.4g}, n={self.n}{flag}"
+        )
 
     def __repr__(self) -> str:
         return f"Fit({self.summary()})"
 
-def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: float = 0.0,
-                names=()) -> list[str]:
+
+def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: float = 0.0, names=()) -> list[str]:
     """Why this optimum should not be read as an estimate (empty list: nothing found).
 
     An input with no spread (its exponent, or whatever acts through it, is not identified); a
@@ -191,8 +198,10 @@ def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: flo
         if X[:, j].min() == X[:, j].max():
             name = names[j] if j < len(names) else f"x{j + 1}"
             acting = [p for p, jj in law.exponents.items() if jj == j]
-            reasons.append(f"input {name!r} has no spread (every value is {X[0, j]:g}): "
-                           f"{'exponent ' + ', '.join(acting) if acting else 'its effect'} is not identified")
+            reasons.append(
+                f"input {name!r} has no spread (every value is {X[0, j]:g}): "
+                f"{'exponent ' + ', '.join(acting) if acting else 'its effect'} is not identified"
+            )
     for i, p in enumerate(law.params):
         if theta[i] - lo[i] <= 1e-4 * span[i]:
             reasons.append(f"{p} = {nat[i]:.3g} sits at its lower bound")
@@ -203,8 +212,10 @@ def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: flo
         i = law.params.index(p)
         rng = float(lx[:, j].max() - lx[:, j].min())
         if rng > 0 and abs(nat[i]) * rng < 1e-2 and not any(r.startswith(f"{p} ") for r in reasons):
-            reasons.append(f"exponent {p} = {nat[i]:.3g} makes its term flat over the data (x{j + 1} spans "
-                           f"{rng:.2g} in log): the term is not identified apart from the constant")
+            reasons.append(
+                f"exponent {p} = {nat[i]:.3g} makes its term flat over the data (x{j + 1} spans "
+                f"{rng:.2g} in log): the term is not identified apart from the constant"
+            )
     if law.design is not None and law.terms:
         U = law.design(lx)
         u = np.einsum("nkp,p->nk", U, theta)
@@ -213,15 +224,31 @@ def _degenerate(law: Law, theta: np.ndarray, X: np.ndarray, lo, hi, scatter: flo
         floor = max(1e-3, scatter)
         for k, name in enumerate(law.terms):
             if share[:, k].max() < floor:
-                reasons.append(f"term {name} is at most {share[:, k].max():.2%} of the prediction, below the "
-                               f"residual scatter ({floor:.2%}): not identified")
+                reasons.append(
+                    f"term {name} is at most {share[:, k].max():.2%} of the prediction, below the "
+                    f"residual scatter ({floor:.2%}): not identified"
+                )
     return reasons
 
 
-def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "huber", delta: float = 1e-3,
-        starts=None, bounds: Mapping[str, tuple[float, float]] | None = None, keep: int = 64, prune_at: int = 8,
-        n_polish: int = 4, max_iter: int = 400, warn: bool = True, weights=None,
-        tie: Mapping[str, str] | None = None) -> Fit:
+def fit(
+    data,
+    law="additive",
+    x=("x1", "x2"),
+    y: str = "loss",
+    *,
+    loss: str = "huber",
+    delta: float = 1e-3,
+    starts=None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    keep: int = 64,
+    prune_at: int = 8,
+    n_polish: int = 4,
+    max_iter: int = 400,
+    warn: bool = True,
+    weights=None,
+    tie: Mapping[str, str] | None = None,
+) -> Fit:
     """Fit `law` to data[x] -> data[y] by a vectorised multi-start search; returns a Fit.
 
     x: input columns in the law's order (x1, x2); 'a*b' multiplies two columns. y: the loss column.
@@ -249,7 +276,7 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
             raise ValueError(f"bounds: unknown parameter {p!r}; valid: {list(law.params)}")
         i = law.params.index(p)
         lo[i], hi[i] = (math.log(b_lo), math.log(b_hi)) if p in law.positive else (b_lo, b_hi)
-    solver = tied_law(law, tie)                 # the law itself when nothing is tied
+    solver = tied_law(law, tie)  # the law itself when nothing is tied
     flo, fhi = free_bounds(law, tie, lo, hi)
     prob = _Problem(solver, np.log(X), yv, loss, delta, flo, fhi, w)
     theta0 = _starts(solver, starts)
@@ -276,16 +303,32 @@ def fit(data, law="additive", x=("x1", "x2"), y: str = "loss", *, loss: str = "h
     best_t = expand(law, tie, best_t)
     ly_hat, _ = law.log_model(best_t[None, :], np.log(X))
     r2 = (np.log(yv) - ly_hat[0]) ** 2
-    used = slice(None) if w is None else w > 0   # zero-weight points take no part in the checks
+    used = slice(None) if w is None else w > 0  # zero-weight points take no part in the checks
     scatter = float(np.sqrt(np.mean(r2) if w is None else np.sum(w * r2) / np.sum(w)))
-    reasons = _degenerate(law, best_t, X[used], expand(law, tie, flo), expand(law, tie, fhi), scatter=scatter,
-                          names=xs)
-    out = Fit(law=law, x=xs, y=y, loss=loss, delta=delta, theta=best_t, objective=best_f, X=X, y_obs=yv,
-              n_starts=len(theta0), seconds=time.perf_counter() - t0, degenerate=bool(reasons),
-              degenerate_reasons=reasons, weights=w, tie=tie)
+    reasons = _degenerate(law, best_t, X[used], expand(law, tie, flo), expand(law, tie, fhi), scatter=scatter, names=xs)
+    out = Fit(
+        law=law,
+        x=xs,
+        y=y,
+        loss=loss,
+        delta=delta,
+        theta=best_t,
+        objective=best_f,
+        X=X,
+        y_obs=yv,
+        n_starts=len(theta0),
+        seconds=time.perf_counter() - t0,
+        degenerate=bool(reasons),
+        degenerate_reasons=reasons,
+        weights=w,
+        tie=tie,
+    )
     if reasons and warn:
-        warnings.warn(f"degenerate {law.name} fit: {'; '.join(reasons)}. Do not read the parameters as "
-                      "estimates.", ScalingWarning, stacklevel=2)
+        warnings.warn(
+            f"degenerate {law.name} fit: {'; '.join(reasons)}. Do not read the parameters as estimates.",
+            ScalingWarning,
+            stacklevel=2,
+        )
     return out
 
 
@@ -307,49 +350,3 @@ def _starts(law: Law, starts) -> np.ndarray:
     if arr.shape[1] != len(law.params):
         raise ValueError(f"starts must have {len(law.params)} columns ({list(law.params)}), got {arr.shape}")
     return np.array([law.raw(dict(zip(law.params, row))) for row in arr])
-
-
-def compare(data, laws=("additive", "multiplicative", "kaplan"), x=("x1", "x2"), y: str = "loss", *,
-            loss: str = "huber", delta: float = 1e-3, loo: bool = True, **fit_kw) -> pd.DataFrame:
-    """Fit each law on the same data; one row per law with objective, R^2/RMSE (log), AIC, BIC,
-    leave-one-out RMSE of log predictions (each point predicted by a refit without it), the
-    parameters, and whether the fit is degenerate. Sorted by AIC; `fits` attribute holds the Fits."""
-    rows, fits = [], {}
-    for spec in laws:
-        law, xs, label = parse_law_spec(spec, x)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ScalingWarning)
-            f = fit(data, law, x=xs, y=y, loss=loss, delta=delta, **fit_kw)
-        fits[label] = f
-        row = {"law": label, "formula": f.law.formula, "k": f.k, "n": f.n, "objective": f.objective,
-               "r2_log": f.r2_log, "rmse_log": f.rmse_log, "aic": f.aic, "bic": f.bic}
-        row["loo_rmse_log"] = loo_rmse(f) if loo else float("nan")
-        row["degenerate"] = f.degenerate
-        row["params"] = ", ".join(f"{k}={v:.4g}" for k, v in f.params.items())
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table["delta_aic"] = table["aic"] - table["aic"].min()
-    table = table.sort_values("aic", kind="stable").reset_index(drop=True)
-    table.attrs["fits"] = fits
-    return table
-
-
-def loo_rmse(f: Fit, max_iter: int = 300) -> float:
-    """Leave-one-out RMSE of log predictions: refit without each point (batched, warm-started)."""
-    W = 1.0 - np.eye(f.n)
-    theta, _, _ = _refit_weighted(f._problem(), reduce(f.law, f.tie, f.theta), W, max_iter=max_iter)
-    ly, _ = f.law.log_model(expand(f.law, f.tie, theta), np.log(f.X))
-    held = ly[np.arange(f.n), np.arange(f.n)]
-    return float(np.sqrt(f._mean((np.log(f.y_obs) - held) ** 2)))
-
-
-def choose(table: pd.DataFrame, n_inputs: int = 2) -> tuple[str, Fit]:
-    """The law a notebook draws: lowest AIC among non-degenerate fits taking `n_inputs` inputs
-    (falling back to degenerate ones if none is clean)."""
-    fits = table.attrs["fits"]
-    rows = [r for _, r in table.iterrows() if fits[r["law"]].law.n_inputs == n_inputs]
-    if not rows:
-        raise ValueError(f"no law with {n_inputs} inputs among {list(table['law'])}")
-    clean = [r for r in rows if not r["degenerate"]]
-    label = (clean or rows)[0]["law"]
-    return label, fits[label]

@@ -2,6 +2,7 @@
 
 An input spec is a column name, or 'a*b' for the product of two columns (e.g. total visual tokens).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,10 @@ def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
         conv = pd.to_numeric(s, errors="coerce")
         bad = s[conv.isna() & s.notna()]
         if len(bad):
-            raise ValueError(f"column {col!r} is not numeric: value {bad.iloc[0]!r} in row {bad.index[0]}"
-                             f" ({len(bad)} non-numeric values)")
+            raise ValueError(
+                f"column {col!r} is not numeric: value {bad.iloc[0]!r} in row {bad.index[0]}"
+                f" ({len(bad)} non-numeric values)"
+            )
         s = conv
     return s.to_numpy(dtype=float)
 
@@ -44,22 +47,30 @@ def prepare(data, x, y: str, *, n_params: int = 0, loss: str = "huber"):
         bad = ~np.isfinite(v)
         if bad.any():
             rows = list(df.index[bad][:5])
-            raise ValueError(f"column {c!r} has {int(bad.sum())} NaN/infinite value(s) (rows {rows}); "
-                             "drop or fill them before fitting")
+            raise ValueError(
+                f"column {c!r} has {int(bad.sum())} NaN/infinite value(s) (rows {rows}); "
+                "drop or fill them before fitting"
+            )
     for c, v in cols.items():
         if c == y and LOSSES.get(loss) == "linear":
             continue
         bad = v <= 0
         if bad.any():
             rows = list(df.index[bad][:5])
-            raise ValueError(f"column {c!r} has {int(bad.sum())} non-positive value(s) (rows {rows}); "
-                             "the fit takes logs, so every input and loss must be > 0")
-    X = np.column_stack([np.prod([cols[c] for c in _columns(spec)], axis=0) for spec in xs]) if xs else np.empty((len(df), 0))
+            raise ValueError(
+                f"column {c!r} has {int(bad.sum())} non-positive value(s) (rows {rows}); "
+                "the fit takes logs, so every input and loss must be > 0"
+            )
+    X = (
+        np.column_stack([np.prod([cols[c] for c in _columns(spec)], axis=0) for spec in xs])
+        if xs
+        else np.empty((len(df), 0))
+    )
     if len(df) < n_params:
-        raise ValueError(f"{len(df)} data points but the law has {n_params} parameters: need at least as "
-                         "many points as parameters")
+        raise ValueError(
+            f"{len(df)} data points but the law has {n_params} parameters: need at least as many points as parameters"
+        )
     return X, cols[y]
-
 
 
 def _inputs(data, x) -> np.ndarray:
@@ -104,6 +115,8 @@ def point_weights(data, weights, n_rows: int, n_free: int) -> np.ndarray | None:
     if not (w > 0).any():
         raise ValueError("weights are all zero: nothing left to fit")
     if (w > 0).sum() < n_free:
-        raise ValueError(f"weights leave {int((w > 0).sum())} point(s) with a positive weight but the law has "
-                         f"{n_free} free parameters")
+        raise ValueError(
+            f"weights leave {int((w > 0).sum())} point(s) with a positive weight but the law has "
+            f"{n_free} free parameters"
+        )
     return w

@@ -5,6 +5,7 @@ log L = LSE(e, a - alpha log x1, b - beta log x2) for `additive` (Hoffmann et al
 positive and the objective is smooth. `register_law` adds a user's family (numeric Jacobian);
 `parse_law_spec` reads 'power(frames*tokens_per_frame)'-style names that pick the inputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,6 +30,7 @@ class Law:
     design: for laws that are a log-sum-exp of terms linear in theta, lx (N, k) -> U (N, K, P);
     lets the degenerate check see each term's share of the prediction.
     """
+
     name: str
     params: tuple[str, ...]
     n_inputs: int
@@ -76,10 +78,11 @@ def _lse_model(design: Callable) -> Callable:
 
     Written term by term (K <= 3) with matmuls: reductions over a tiny last axis are slow in numpy.
     """
+
     def log_model(theta, lx):
-        U = design(lx)                                           # (N, K, P)
+        U = design(lx)  # (N, K, P)
         K, P = U.shape[1], U.shape[2]
-        us = [theta @ U[:, k, :].T for k in range(K)]            # K x (R, N)
+        us = [theta @ U[:, k, :].T for k in range(K)]  # K x (R, N)
         m = us[0].copy()
         for u in us[1:]:
             np.maximum(m, u, out=m)
@@ -91,8 +94,8 @@ def _lse_model(design: Callable) -> Callable:
         inv = 1.0 / tot
         J = np.zeros((len(theta), P, len(lx)))
         for k in range(K):
-            share = us[k] * inv                                  # softmax weight of term k
-            for p in np.flatnonzero(np.any(U[:, k, :] != 0, axis=0)):   # 1-3 parameters per term
+            share = us[k] * inv  # softmax weight of term k
+            for p in np.flatnonzero(np.any(U[:, k, :] != 0, axis=0)):  # 1-3 parameters per term
                 col = U[:, k, p]
                 if np.all(col == 1.0):
                     J[:, p, :] += share
@@ -100,43 +103,44 @@ def _lse_model(design: Callable) -> Callable:
                     J[:, p, :] += share * col[None, :]
         np.log(tot, out=tot)
         return m + tot, J
+
     return log_model
 
 
 def _design_power(lx):
     n = len(lx)
     U = np.zeros((n, 2, 3))
-    U[:, 0, 0] = 1.0                                        # e
-    U[:, 1, 1], U[:, 1, 2] = 1.0, -lx[:, 0]                 # a - alpha log x
+    U[:, 0, 0] = 1.0  # e
+    U[:, 1, 1], U[:, 1, 2] = 1.0, -lx[:, 0]  # a - alpha log x
     return U
 
 
 def _design_pure_power(lx):
     U = np.zeros((len(lx), 1, 2))
-    U[:, 0, 0], U[:, 0, 1] = 1.0, lx[:, 0]                  # a + alpha log x (one term: linear in theta)
+    U[:, 0, 0], U[:, 0, 1] = 1.0, lx[:, 0]  # a + alpha log x (one term: linear in theta)
     return U
 
 
 def _design_additive(lx):
     n = len(lx)
     U = np.zeros((n, 3, 5))
-    U[:, 0, 0] = 1.0                                        # e
-    U[:, 1, 1], U[:, 1, 2] = 1.0, -lx[:, 0]                 # a - alpha log x1
-    U[:, 2, 3], U[:, 2, 4] = 1.0, -lx[:, 1]                 # b - beta log x2
+    U[:, 0, 0] = 1.0  # e
+    U[:, 1, 1], U[:, 1, 2] = 1.0, -lx[:, 0]  # a - alpha log x1
+    U[:, 2, 3], U[:, 2, 4] = 1.0, -lx[:, 1]  # b - beta log x2
     return U
 
 
 def _design_multiplicative(lx):
     n = len(lx)
     U = np.zeros((n, 2, 4))
-    U[:, 0, 0] = 1.0                                        # e
-    U[:, 1, 1], U[:, 1, 2], U[:, 1, 3] = 1.0, -lx[:, 0], -lx[:, 1]   # a - alpha log x1 - beta log x2
+    U[:, 0, 0] = 1.0  # e
+    U[:, 1, 1], U[:, 1, 2], U[:, 1, 3] = 1.0, -lx[:, 0], -lx[:, 1]  # a - alpha log x1 - beta log x2
     return U
 
 
 def _kaplan_log_model(theta, lx):
     """log L = beta * LSE((alpha/beta)(a - log x1), b - log x2), raw theta = (a, alpha, b, beta)."""
-    a, alpha, b, beta = (theta[:, i:i + 1] for i in range(4))
+    a, alpha, b, beta = (theta[:, i : i + 1] for i in range(4))
     d1 = a - lx[None, :, 0]
     u1, u2 = (alpha / beta) * d1, b - lx[None, :, 1]
     m = np.maximum(u1, u2)
@@ -148,8 +152,8 @@ def _kaplan_log_model(theta, lx):
     return beta * s, J
 
 
-_EXP_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)          # Epoch's grid for exponents
-_E_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)          # ... for e = log E
+_EXP_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)  # Epoch's grid for exponents
+_E_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # ... for e = log E
 _SCALE_GRID = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)  # ... for a, b = log A, log B
 _EXP_BOUNDS = (0.0, 5.0)
 _LOG_BOUNDS = (-30.0, 120.0)
@@ -157,9 +161,19 @@ _LOG_BOUNDS = (-30.0, 120.0)
 LAWS: dict[str, Law] = {}
 
 
-def register_law(law_or_name, fn: Callable | None = None, params: Sequence[str] = (), grid=None, *,
-                 n_inputs: int = 1, positive: Sequence[str] = (), bounds=None, exponents=None,
-                 formula: str = "", replace: bool = False) -> Law:
+def register_law(
+    law_or_name,
+    fn: Callable | None = None,
+    params: Sequence[str] = (),
+    grid=None,
+    *,
+    n_inputs: int = 1,
+    positive: Sequence[str] = (),
+    bounds=None,
+    exponents=None,
+    formula: str = "",
+    replace: bool = False,
+) -> Law:
     """Add a law family. Either pass a ready `Law`, or a name and `fn(*xs, **params) -> L`.
 
     fn gets the inputs as arrays of shape (1, N) and each parameter as an array of shape (R, 1)
@@ -176,8 +190,9 @@ def register_law(law_or_name, fn: Callable | None = None, params: Sequence[str] 
             raise ValueError("register_law(name, fn, params, grid, ...): fn, params and grid are required")
         unknown = set(grid) ^ set(params)
         if unknown:
-            raise ValueError(f"law {name!r}: grid keys must be exactly the parameters {list(params)}; "
-                             f"mismatch: {sorted(unknown)}")
+            raise ValueError(
+                f"law {name!r}: grid keys must be exactly the parameters {list(params)}; mismatch: {sorted(unknown)}"
+            )
         if set(positive) - set(params):
             raise ValueError(f"law {name!r}: positive {sorted(set(positive) - set(params))} are not parameters")
 
@@ -194,9 +209,17 @@ def register_law(law_or_name, fn: Callable | None = None, params: Sequence[str] 
         for p in params:
             lo, hi = nat_bounds.get(p, (1e-12, 1e40) if p in positive else (-50.0, 50.0))
             raw_bounds[p] = (to_raw(p, lo), to_raw(p, hi))
-        law = Law(name=name, params=params, n_inputs=int(n_inputs), grid=raw_grid, bounds=raw_bounds,
-                  positive=positive, exponents=dict(exponents or {}), formula=formula,
-                  log_model=_numeric_log_model(fn, params, positive))
+        law = Law(
+            name=name,
+            params=params,
+            n_inputs=int(n_inputs),
+            grid=raw_grid,
+            bounds=raw_bounds,
+            positive=positive,
+            exponents=dict(exponents or {}),
+            formula=formula,
+            log_model=_numeric_log_model(fn, params, positive),
+        )
     if law.name in LAWS and not replace:
         raise ValueError(f"a law named {law.name!r} exists; pass replace=True to overwrite it")
     LAWS[law.name] = law
@@ -210,7 +233,7 @@ def _numeric_log_model(fn, params, positive):
         nat = np.where(pos, np.exp(theta), theta)
         xs = [np.exp(lx[:, i])[None, :] for i in range(lx.shape[1])]
         with np.errstate(all="ignore"):
-            out = np.asarray(fn(*xs, **{p: nat[:, i:i + 1] for i, p in enumerate(params)}), dtype=float)
+            out = np.asarray(fn(*xs, **{p: nat[:, i : i + 1] for i, p in enumerate(params)}), dtype=float)
             out = np.broadcast_to(out, (len(theta), len(lx)))
             return np.where(out > 0, np.log(np.where(out > 0, out, 1.0)), np.nan)
 
@@ -224,45 +247,90 @@ def _numeric_log_model(fn, params, positive):
             tm[:, i] -= h
             J[:, i, :] = (value(tp, lx) - value(tm, lx)) / (2 * h)[:, None]
         return ly, J
+
     return log_model
 
 
-register_law(Law(
-    name="power", params=("E", "A", "alpha"), n_inputs=1, positive=("E", "A"),
-    log_model=_lse_model(_design_power), design=_design_power,
-    grid={"E": _E_GRID, "A": _SCALE_GRID, "alpha": _EXP_GRID},
-    bounds={"E": _LOG_BOUNDS, "A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS},
-    exponents={"alpha": 0}, formula="L = E + A / x^alpha", terms=("E", "A/x^alpha")))
-register_law(Law(
-    name="additive", params=("E", "A", "alpha", "B", "beta"), n_inputs=2, positive=("E", "A", "B"),
-    log_model=_lse_model(_design_additive), design=_design_additive,
-    grid={"E": _E_GRID, "A": _SCALE_GRID, "alpha": _EXP_GRID, "B": _SCALE_GRID, "beta": _EXP_GRID},
-    bounds={"E": _LOG_BOUNDS, "A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "B": _LOG_BOUNDS, "beta": _EXP_BOUNDS},
-    exponents={"alpha": 0, "beta": 1}, formula="L = E + A / x1^alpha + B / x2^beta",
-    terms=("E", "A/x1^alpha", "B/x2^beta")))
-register_law(Law(
-    name="multiplicative", params=("E", "A", "alpha", "beta"), n_inputs=2, positive=("E", "A"),
-    log_model=_lse_model(_design_multiplicative), design=_design_multiplicative,
-    grid={"E": _E_GRID, "A": _SCALE_GRID, "alpha": _EXP_GRID, "beta": _EXP_GRID},
-    bounds={"E": _LOG_BOUNDS, "A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "beta": _EXP_BOUNDS},
-    exponents={"alpha": 0, "beta": 1}, formula="L = E + A / (x1^alpha * x2^beta)",
-    terms=("E", "A/(x1^alpha x2^beta)")))
-register_law(Law(
-    name="kaplan", params=("A", "alpha", "B", "beta"), n_inputs=2, positive=("A", "B"),
-    log_model=_kaplan_log_model,
-    grid={"A": (0.0, 5.0, 10.0, 20.0, 30.0), "alpha": (0.05, 0.2, 0.5, 1.0),
-          "B": (0.0, 5.0, 10.0, 20.0, 30.0), "beta": (0.05, 0.2, 0.5, 1.0)},
-    bounds={"A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "B": _LOG_BOUNDS, "beta": (1e-3, 5.0)},
-    exponents={"alpha": 0, "beta": 1}, formula="L = ((A / x1)^(alpha/beta) + B / x2)^beta"))
+register_law(
+    Law(
+        name="power",
+        params=("E", "A", "alpha"),
+        n_inputs=1,
+        positive=("E", "A"),
+        log_model=_lse_model(_design_power),
+        design=_design_power,
+        grid={"E": _E_GRID, "A": _SCALE_GRID, "alpha": _EXP_GRID},
+        bounds={"E": _LOG_BOUNDS, "A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS},
+        exponents={"alpha": 0},
+        formula="L = E + A / x^alpha",
+        terms=("E", "A/x^alpha"),
+    )
+)
+register_law(
+    Law(
+        name="additive",
+        params=("E", "A", "alpha", "B", "beta"),
+        n_inputs=2,
+        positive=("E", "A", "B"),
+        log_model=_lse_model(_design_additive),
+        design=_design_additive,
+        grid={"E": _E_GRID, "A": _SCALE_GRID, "alpha": _EXP_GRID, "B": _SCALE_GRID, "beta": _EXP_GRID},
+        bounds={"E": _LOG_BOUNDS, "A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "B": _LOG_BOUNDS, "beta": _EXP_BOUNDS},
+        exponents={"alpha": 0, "beta": 1},
+        formula="L = E + A / x1^alpha + B / x2^beta",
+        terms=("E", "A/x1^alpha", "B/x2^beta"),
+    )
+)
+register_law(
+    Law(
+        name="multiplicative",
+        params=("E", "A", "alpha", "beta"),
+        n_inputs=2,
+        positive=("E", "A"),
+        log_model=_lse_model(_design_multiplicative),
+        design=_design_multiplicative,
+        grid={"E": _E_GRID, "A": _SCALE_GRID, "alpha": _EXP_GRID, "beta": _EXP_GRID},
+        bounds={"E": _LOG_BOUNDS, "A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "beta": _EXP_BOUNDS},
+        exponents={"alpha": 0, "beta": 1},
+        formula="L = E + A / (x1^alpha * x2^beta)",
+        terms=("E", "A/(x1^alpha x2^beta)"),
+    )
+)
+register_law(
+    Law(
+        name="kaplan",
+        params=("A", "alpha", "B", "beta"),
+        n_inputs=2,
+        positive=("A", "B"),
+        log_model=_kaplan_log_model,
+        grid={
+            "A": (0.0, 5.0, 10.0, 20.0, 30.0),
+            "alpha": (0.05, 0.2, 0.5, 1.0),
+            "B": (0.0, 5.0, 10.0, 20.0, 30.0),
+            "beta": (0.05, 0.2, 0.5, 1.0),
+        },
+        bounds={"A": _LOG_BOUNDS, "alpha": _EXP_BOUNDS, "B": _LOG_BOUNDS, "beta": (1e-3, 5.0)},
+        exponents={"alpha": 0, "beta": 1},
+        formula="L = ((A / x1)^(alpha/beta) + B / x2)^beta",
+    )
+)
 # No floor and a signed exponent: compute-optimal sizes against compute (N* = A C^alpha, Porian et al.
 # 2024) as well as losses far from their floor. With loss='mse' it is least squares of log y on log x.
 # `exponents` is left empty: alpha near 0 is a finding here (no dependence), not a flat term hiding
 # behind a constant.
-register_law(Law(
-    name="pure_power", params=("A", "alpha"), n_inputs=1, positive=("A",),
-    log_model=_lse_model(_design_pure_power), design=_design_pure_power,
-    grid={"A": (-10.0, 0.0, 10.0), "alpha": (-1.0, -0.3, 0.0, 0.3, 1.0)},
-    bounds={"A": (-120.0, 120.0), "alpha": (-10.0, 10.0)}, formula="L = A * x^alpha"))
+register_law(
+    Law(
+        name="pure_power",
+        params=("A", "alpha"),
+        n_inputs=1,
+        positive=("A",),
+        log_model=_lse_model(_design_pure_power),
+        design=_design_pure_power,
+        grid={"A": (-10.0, 0.0, 10.0), "alpha": (-1.0, -0.3, 0.0, 0.3, 1.0)},
+        bounds={"A": (-120.0, 120.0), "alpha": (-10.0, 10.0)},
+        formula="L = A * x^alpha",
+    )
+)
 
 
 def get_law(law) -> Law:
@@ -286,6 +354,8 @@ def parse_law_spec(spec, x) -> tuple[Law, tuple[str, ...], str]:
     law = get_law(m.group(1))
     xs = tuple(c.strip() for c in m.group(2).split(",")) if m.group(2) else tuple(x)
     if len(xs) != law.n_inputs:
-        raise ValueError(f"law {law.name!r} takes {law.n_inputs} input(s) but {list(xs)} were given; "
-                         f"write e.g. '{law.name}({'*'.join(xs) if law.n_inputs == 1 else ', '.join(xs)})'")
+        raise ValueError(
+            f"law {law.name!r} takes {law.n_inputs} input(s) but {list(xs)} were given; "
+            f"write e.g. '{law.name}({'*'.join(xs) if law.n_inputs == 1 else ', '.join(xs)})'"
+        )
     return law, xs, str(spec).replace(" ", "")

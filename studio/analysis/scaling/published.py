@@ -2,6 +2,7 @@
 
 Notebooks, tests, benchmarks and the scaling_laws study read them from here (`studio.scaling.PUBLISHED`).
 """
+
 from __future__ import annotations
 
 PUBLISHED: dict[str, dict] = {

@@ -11,6 +11,7 @@ Epoch's own loop.
 The Huber loss is majorised by a weighted square, so reweighted Gauss-Newton descends:
 rho(r + t) <= rho(r) + psi(r) t + c(r) t^2 / 2.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 from studio.analysis.scaling.laws import Law
 
 LOSSES = {"huber": "log", "mse": "log", "mse_log": "log", "mse_linear": "linear"}
+
 
 # ----------------------------------------------------------------------------------------------
 # Losses: value rho(r), derivative psi(r), and a curvature c(r) with
@@ -43,19 +45,20 @@ def _check_loss(loss: str, delta: float) -> None:
     if loss == "huber" and not (delta > 0):
         raise ValueError(f"delta must be > 0, got {delta}")
 
+
 # ----------------------------------------------------------------------------------------------
 # The batched solver
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class _Problem:
     law: Law
-    lx: np.ndarray        # (N, k) log inputs
-    y: np.ndarray         # (N,)
+    lx: np.ndarray  # (N, k) log inputs
+    y: np.ndarray  # (N,)
     loss: str
     delta: float
     lo: np.ndarray
     hi: np.ndarray
-    w: np.ndarray | None = None   # (N,) the user's point weights; None = every point weight 1 (no multiply)
+    w: np.ndarray | None = None  # (N,) the user's point weights; None = every point weight 1 (no multiply)
 
     @property
     def ly(self):
@@ -81,8 +84,7 @@ class _Problem:
         return np.where(np.isfinite(f), f, np.inf)
 
 
-def _lm(prob: _Problem, theta0: np.ndarray, w: np.ndarray | None = None, *, max_iter: int = 400,
-        ftol: float = 1e-11):
+def _lm(prob: _Problem, theta0: np.ndarray, w: np.ndarray | None = None, *, max_iter: int = 400, ftol: float = 1e-11):
     """Levenberg-Marquardt on the majorised loss, run for all R rows of theta0 at once.
 
     w: point weights (N,) shared or (R, N) per row (bootstrap counts, leave-one-out masks); they
@@ -146,7 +148,7 @@ def _lm_chunked(prob: _Problem, theta0: np.ndarray, W: np.ndarray | None = None,
     """_lm over row chunks; W (R, N) per-row weights or None."""
     outs = []
     for s in range(0, len(theta0), chunk):
-        outs.append(_lm(prob, theta0[s:s + chunk], None if W is None else W[s:s + chunk], **kw))
+        outs.append(_lm(prob, theta0[s : s + chunk], None if W is None else W[s : s + chunk], **kw))
     return tuple(np.concatenate(z) for z in zip(*outs))
 
 
@@ -166,8 +168,14 @@ def _polish(prob: _Problem, theta0: np.ndarray, w=None):
             return 1e300, np.zeros_like(t)
         return f, Jr[0] @ (W * psi)
 
-    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=list(zip(prob.lo, prob.hi)),
-                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-14, "maxcor": 20})
+    res = minimize(
+        fun,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=list(zip(prob.lo, prob.hi)),
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-14, "maxcor": 20},
+    )
     return res.x, float(res.fun)
 
 

@@ -7,6 +7,7 @@ into the tied slot and adds the tied column of the Jacobian to the target's); th
 law, so params, predictions and bootstrap tables show both names with one value, and AIC/BIC count
 the free parameters only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -34,8 +35,10 @@ def check_tie(law: Law, tie) -> dict[str, str]:
             raise ValueError(f"tie: chain {p!r} -> {q!r} -> {tie[q]!r}; tie each parameter to a free one")
         if (p in law.positive) != (q in law.positive):
             log_one = p if p in law.positive else q
-            raise ValueError(f"tie: {p!r} and {q!r} are of different kinds ({log_one!r} is a positive scale "
-                             "fitted as its log); tie exponents to exponents and scales to scales")
+            raise ValueError(
+                f"tie: {p!r} and {q!r} are of different kinds ({log_one!r} is a positive scale "
+                "fitted as its log); tie exponents to exponents and scales to scales"
+            )
     return tie
 
 
@@ -52,16 +55,23 @@ def tied_law(law: Law, tie: Mapping[str, str]) -> Law:
     free, src = _sources(law, tie)
 
     def log_model(theta, lx):
-        ly, J = law.log_model(theta[:, src], lx)        # (R, N), (R, P, N)
+        ly, J = law.log_model(theta[:, src], lx)  # (R, N), (R, P, N)
         Jf = np.zeros((J.shape[0], len(free), J.shape[2]))
-        for i, s in enumerate(src):                       # chain rule: a shared value gets both columns
+        for i, s in enumerate(src):  # chain rule: a shared value gets both columns
             Jf[:, s, :] += J[:, i, :]
         return ly, Jf
 
     lo, hi = free_bounds(law, tie, *law.bound_arrays())
-    return Law(name=f"{law.name}[{label(tie)}]", params=free, n_inputs=law.n_inputs, log_model=log_model,
-               grid={p: law.grid[p] for p in free}, bounds={p: (lo[i], hi[i]) for i, p in enumerate(free)},
-               positive=tuple(p for p in free if p in law.positive), formula=f"{law.formula} with {label(tie)}")
+    return Law(
+        name=f"{law.name}[{label(tie)}]",
+        params=free,
+        n_inputs=law.n_inputs,
+        log_model=log_model,
+        grid={p: law.grid[p] for p in free},
+        bounds={p: (lo[i], hi[i]) for i, p in enumerate(free)},
+        positive=tuple(p for p in free if p in law.positive),
+        formula=f"{law.formula} with {label(tie)}",
+    )
 
 
 def free_bounds(law: Law, tie: Mapping[str, str], lo: np.ndarray, hi: np.ndarray):

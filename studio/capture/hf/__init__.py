@@ -16,6 +16,7 @@ load_vlm, run_with_cache), `icl` (episode prompts, candidate scores, hf_icl_pred
 (tiny random models built from configs for tests and docs: no download). Every name is re-exported
 here, so `studio.hf.<name>` keeps working.
 """
+
 from __future__ import annotations
 
 # Private names are re-exported too: they were reachable as studio.hf._name before the split.
@@ -56,6 +57,21 @@ from studio.capture.hf.icl import (  # noqa: F401
 )
 from studio.capture.hf.tiny import _SPECIALS, _WORDS, tiny_config, tiny_processor, tiny_tokenizer, tiny_vlm  # noqa: F401
 
-__all__ = ["FAMILIES", "IMAGE", "INTERLEAVED", "VLMAdapter", "adapter_for", "episode_prompt", "family_of",
-           "generate_answer", "hf_icl_predictor", "load_vlm", "run_with_cache", "score_candidates",
-           "tiny_config", "tiny_processor", "tiny_tokenizer", "tiny_vlm"]
+__all__ = [
+    "FAMILIES",
+    "IMAGE",
+    "INTERLEAVED",
+    "VLMAdapter",
+    "adapter_for",
+    "episode_prompt",
+    "family_of",
+    "generate_answer",
+    "hf_icl_predictor",
+    "load_vlm",
+    "run_with_cache",
+    "score_candidates",
+    "tiny_config",
+    "tiny_processor",
+    "tiny_tokenizer",
+    "tiny_vlm",
+]

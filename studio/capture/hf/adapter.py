@@ -9,6 +9,7 @@ the tokenizer (the tiny random models of `studio.capture.hf.tiny`). Images are n
 HxWxC with values in [0, 1]. `VLMAdapter` satisfies `studio.capture.activations.LayerAdapter`, which
 is how the capture code reads layer indices and the modality mask without importing this package.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,6 +38,7 @@ from studio.errors import PathError
 
 # --- images -------------------------------------------------------------------------------------------
 
+
 def _to_chw(image, size: tuple[int, int] | None) -> torch.Tensor:
     """HxW or HxWxC array in [0, 1] -> (3, h, w) float tensor, resized (bilinear) to `size`."""
     a = torch.as_tensor(np.asarray(image, dtype=np.float32))
@@ -56,6 +58,7 @@ def _to_chw(image, size: tuple[int, int] | None) -> torch.Tensor:
 
 def _to_pil(image):
     from PIL import Image
+
     a = np.asarray(image, dtype=np.float32)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
@@ -73,6 +76,7 @@ def _keep_blank_images(pixel_values: torch.Tensor, counts: list[int]) -> None:
 
 
 # --- the adapter ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class VLMAdapter:
@@ -100,7 +104,9 @@ class VLMAdapter:
             return path
         # other releases nest it differently: the decoder's ".layers" list, never the vision tower's
         for name, module in names.items():
-            if name.endswith(("language_model.layers", "text_model.layers")) and isinstance(module, torch.nn.ModuleList):
+            if name.endswith(("language_model.layers", "text_model.layers")) and isinstance(
+                module, torch.nn.ModuleList
+            ):
                 return name
         raise ValueError(f"cannot find the text decoder layers of this {self.family} model (looked for {path})")
 
@@ -165,15 +171,16 @@ class VLMAdapter:
         if self.family == "paligemma":
             return grid
         if self.family == "idefics3":
-            return grid // self.model.config.scale_factor ** 2
-        return grid // v.spatial_merge_size ** 2
+            return grid // self.model.config.scale_factor**2
+        return grid // v.spatial_merge_size**2
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def build_inputs(self, images: Sequence[Sequence[np.ndarray]], texts: Sequence[str], *,
-                     padding_side: str = "right") -> dict:
+    def build_inputs(
+        self, images: Sequence[Sequence[np.ndarray]], texts: Sequence[str], *, padding_side: str = "right"
+    ) -> dict:
         """Tokenised batch with pixel values: images[i] are the images of texts[i], in the order of
         its "<image>" placeholders. Returns a dict for model(**inputs) (input_ids (batch, seq),
         attention_mask (batch, seq), pixel values in the family's layout), on the model's device."""
@@ -191,8 +198,16 @@ class VLMAdapter:
         if self.family == "qwen2_vl" and "mm_token_type_ids" not in out:
             out["mm_token_type_ids"] = (out["input_ids"] == self.image_token_id).long()
         dtype = next(self.model.parameters()).dtype  # pixel values in the model's dtype (bf16 on a GPU)
-        return {k: (v.to(self.device, dtype) if torch.is_tensor(v) and v.is_floating_point() else
-                    v.to(self.device) if torch.is_tensor(v) else v) for k, v in out.items()}
+        return {
+            k: (
+                v.to(self.device, dtype)
+                if torch.is_tensor(v) and v.is_floating_point()
+                else v.to(self.device)
+                if torch.is_tensor(v)
+                else v
+            )
+            for k, v in out.items()
+        }
 
     def _processor_inputs(self, images, texts, padding_side):
         texts = list(texts)
@@ -217,8 +232,7 @@ class VLMAdapter:
         self.tokenizer.padding_side = padding_side
         if self.family == "paligemma":  # image tokens first, then BOS, the text and a newline
             bos = self.tokenizer.bos_token
-            texts = [IMAGE * (n * t.count(IMAGE)) + bos + " ".join(t.replace(IMAGE, " ").split()) + "\n"
-                     for t in texts]
+            texts = [IMAGE * (n * t.count(IMAGE)) + bos + " ".join(t.replace(IMAGE, " ").split()) + "\n" for t in texts]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         else:
             enc = self.tokenizer([t.replace(IMAGE, expand) for t in texts], return_tensors="pt", padding=True)
@@ -273,8 +287,9 @@ def run_with_cache(model_or_adapter, inputs, names_filter=None, **kw):
     return activations.run_with_cache(model, inputs, names_filter, **kw)
 
 
-def adapter_for(model, tokenizer=None, processor=None, family: str | None = None, *,
-                load_text: bool = True) -> VLMAdapter:
+def adapter_for(
+    model, tokenizer=None, processor=None, family: str | None = None, *, load_text: bool = True
+) -> VLMAdapter:
     """Wrap an already loaded HF VLM. Finds its tokenizer (and processor) from the model's
     `name_or_path` when not given and load_text=True; capture alone needs neither."""
     family = _check_family(family) if family else family_of(model)
@@ -302,20 +317,31 @@ def _looks_local(model_or_path) -> bool:
 def _load_text_side(path, local_files_only: bool):
     """(tokenizer, processor or None). Tiny models saved by `tiny_vlm` have no processor files."""
     from transformers import AutoProcessor, AutoTokenizer
+
     processor = None
     has_processor = not Path(str(path)).is_dir() or any(
-        (Path(path) / f).exists() for f in ("processor_config.json", "preprocessor_config.json"))
+        (Path(path) / f).exists() for f in ("processor_config.json", "preprocessor_config.json")
+    )
     if has_processor:
         try:
             processor = AutoProcessor.from_pretrained(path, local_files_only=local_files_only)
         except (OSError, ValueError, KeyError, TypeError):
             processor = None
-    tokenizer = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+    tokenizer = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(
+        path, local_files_only=local_files_only
+    )
     return tokenizer, processor
 
 
-def load_vlm(model_or_path, family: str | None = None, *, local_files_only: bool | None = None,
-             dtype: torch.dtype | str | None = None, device: str | None = None, **kw) -> VLMAdapter:
+def load_vlm(
+    model_or_path,
+    family: str | None = None,
+    *,
+    local_files_only: bool | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | None = None,
+    **kw,
+) -> VLMAdapter:
     """Load an HF VLM with from_pretrained from a hub id or a local folder and wrap it.
 
     A VLMAdapter or an HF model passes through (wrapped). local_files_only defaults to True for a
@@ -326,6 +352,7 @@ def load_vlm(model_or_path, family: str | None = None, *, local_files_only: bool
     if isinstance(model_or_path, torch.nn.Module):
         return adapter_for(model_or_path, family=family)
     from transformers import AutoConfig
+
     path = str(model_or_path)
     if _looks_local(model_or_path) and not Path(path).expanduser().exists():
         raise PathError(f"load_vlm: no such folder {path!r} (a local path; a Hub id looks like 'owner/name')")

@@ -1,7 +1,8 @@
 """In-context learning with interleaved images on a Hugging Face VLM: prompts, candidate scores, a predictor.
 
-    predict = hf_icl_predictor(vlm)     # episodes -> answer strings, the predictor studio.icl takes
+predict = hf_icl_predictor(vlm)     # episodes -> answer strings, the predictor studio.icl takes
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -16,8 +17,9 @@ from studio.capture.hf.families import IMAGE, INTERLEAVED
 
 def _shot_text(shot, template: str) -> str:
     # a shot whose image is None (an "images removed" condition) gets no image placeholder
-    return " ".join(template.format(image=IMAGE if getattr(shot, "image", None) is not None else "",
-                                    question=shot.question).split())
+    return " ".join(
+        template.format(image=IMAGE if getattr(shot, "image", None) is not None else "", question=shot.question).split()
+    )
 
 
 def episode_prompt(episode, *, template: str = "{image} question: {question} answer:", sep: str = "\n") -> str:
@@ -51,7 +53,7 @@ def score_candidates(vlm: VLMAdapter, episode, candidates: Sequence[str], **prom
     for i, c in enumerate(candidates):
         k = len(vlm.tokenizer(" " + c, add_special_tokens=False)["input_ids"])
         end = int(ends[i]) - 1  # token_logp[j] scores token j+1
-        scores.append(float(token_logp[i, end - k:end].sum()))
+        scores.append(float(token_logp[i, end - k : end].sum()))
     return np.asarray(scores)
 
 
@@ -60,15 +62,27 @@ def generate_answer(vlm: VLMAdapter, episode, max_new_tokens: int = 5, **prompt_
     """Greedy continuation of the episode's prompt, cut at the first newline, stripped."""
     inputs = vlm.build_inputs([_episode_images(episode)], [episode_prompt(episode, **prompt_kw)], padding_side="left")
     tok = vlm.tokenizer
-    out = vlm.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    text = tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    out = vlm.model.generate(
+        **inputs,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    text = tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return text.strip().split("\n")[0].strip()
 
 
-def hf_icl_predictor(model_or_path, family: str | None = None, *, max_new_tokens: int = 5,
-                     template: str = "{image} question: {question} answer:", sep: str = "\n",
-                     progress: bool = False, **load_kw) -> Callable[[Sequence[Any]], list[str]]:
+def hf_icl_predictor(
+    model_or_path,
+    family: str | None = None,
+    *,
+    max_new_tokens: int = 5,
+    template: str = "{image} question: {question} answer:",
+    sep: str = "\n",
+    progress: bool = False,
+    **load_kw,
+) -> Callable[[Sequence[Any]], list[str]]:
     """A predictor for studio.icl: a callable taking a list of episodes, returning one answer each.
 
     model_or_path: a hub id, a local folder, a loaded HF model or a VLMAdapter; family (one of
@@ -87,6 +101,7 @@ def hf_icl_predictor(model_or_path, family: str | None = None, *, max_new_tokens
         it = episodes
         if progress:
             from tqdm.auto import tqdm
+
             it = tqdm(episodes, desc="hf icl")
         for ep in it:
             cands = list(getattr(ep, "candidates", None) or [])

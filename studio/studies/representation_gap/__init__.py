@@ -18,6 +18,7 @@ and measured on held-out scenes (unseen digit scans), one row per (arm, seed, sp
   `chair_object` and `chair_attribute`;
 - from validation: `val_caption_acc` (teacher-forced accuracy on the six slot words), `val_lm_loss`.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,12 +31,22 @@ import torch
 from studio import verdicts as V
 from studio.analysis import gap
 from studio.analysis import hallucination as H
+from studio.capture.hf.gap_profile import hf_gap_profile  # noqa: F401  (the notebook's HF section)
 from studio.config import from_dict
 from studio.data import scenes as S
 from studio.models import captioner as C
 from studio.models import cell_encoder as E
 from studio.repro import cpu_threads
 from studio.stats import t_interval
+from studio.studies.representation_gap.tables import (  # noqa: F401  (the notebook's tables)
+    _select,
+    arm_numbers,
+    hallucination_rows,
+    last_layer,
+    layer_curves,
+    projection_inputs,
+    shift_table,
+)
 
 ARMS = C.ARMS
 ARM_LABELS = {"lm": "no contrastive", "contrastive": "contrastive", "hacl": "HACL"}
@@ -46,15 +57,15 @@ TRAIN_METRICS = ("val/caption_acc", "val/lm_loss", "train/loss", "train/lm_loss"
 
 @dataclass
 class AblationConfig:
-    n_train: int = 3000          # training scenes (train-split digit scans)
-    n_eval: int = 400            # held-out scenes for every measurement (test-split scans)
-    n_generate: int = 200        # of those, how many get a greedy caption for CHAIR
-    data_seed: int = 0           # the scene streams; the same for every arm and training seed
-    encoder: dict = field(default_factory=dict)    # CellEncoderConfig overrides
+    n_train: int = 3000  # training scenes (train-split digit scans)
+    n_eval: int = 400  # held-out scenes for every measurement (test-split scans)
+    n_generate: int = 200  # of those, how many get a greedy caption for CHAIR
+    data_seed: int = 0  # the scene streams; the same for every arm and training seed
+    encoder: dict = field(default_factory=dict)  # CellEncoderConfig overrides
     captioner: dict = field(default_factory=dict)  # CaptionerConfig overrides (arm is set per arm)
-    probe_pools: tuple = ("eos", "mean")           # poolings measured per layer
-    progress: bool = False       # Lightning's progress bar
-    threads: int | None = 1      # torch CPU threads while training (see captioner.fit_captioner)
+    probe_pools: tuple = ("eos", "mean")  # poolings measured per layer
+    progress: bool = False  # Lightning's progress bar
+    threads: int | None = 1  # torch CPU threads while training (see captioner.fit_captioner)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> AblationConfig:
@@ -81,11 +92,18 @@ def prepare_data(config: AblationConfig | dict, log=print) -> dict:
     eval_bank = S.scene_bank(cfg.n_eval, seed=cfg.data_seed + 1, split="test")
 
     def tensors(bank):
-        return (E.encode_clips(encoder, bank["frames"]), torch.from_numpy(bank["caption_ids"]),
-                torch.from_numpy(bank["hallucinated_ids"]))
+        return (
+            E.encode_clips(encoder, bank["frames"]),
+            torch.from_numpy(bank["caption_ids"]),
+            torch.from_numpy(bank["hallucinated_ids"]),
+        )
 
-    return {"train": tensors(train_bank), "val": tensors(eval_bank), "eval_bank": eval_bank,
-            "encoder_info": dict(getattr(encoder.module, "pretrain_info", {}))}
+    return {
+        "train": tensors(train_bank),
+        "val": tensors(eval_bank),
+        "eval_bank": eval_bank,
+        "encoder_info": dict(getattr(encoder.module, "pretrain_info", {})),
+    }
 
 
 def measure(model: C.Captioner, data: dict, config: AblationConfig, seed: int = 0) -> list[dict]:
@@ -100,9 +118,12 @@ def measure(model: C.Captioner, data: dict, config: AblationConfig, seed: int = 
         rows.append({"space": space, "layer": layer, "pool": pool, "metric": metric, "value": float(value)})
 
     def four(space, layer, pool, v, t, h):  # the measures every (visual, caption, hallucination) triple gets
-        for metric, value in (("gap", gap.modality_gap(v, t)),
-                              ("vt_probe", gap.probe_separability(v, t, seed=seed)["accuracy"]),
-                              ("fh_pairwise", H.pairwise_separation(v, t, h)), ("matched_cosine", gap.matched_cosine(v, t))):
+        for metric, value in (
+            ("gap", gap.modality_gap(v, t)),
+            ("vt_probe", gap.probe_separability(v, t, seed=seed)["accuracy"]),
+            ("fh_pairwise", H.pairwise_separation(v, t, h)),
+            ("matched_cosine", gap.matched_cosine(v, t)),
+        ):
             add(space, layer, pool, metric, value)
 
     types = data["eval_bank"]["hallucination_type"]
@@ -128,8 +149,15 @@ def measure(model: C.Captioner, data: dict, config: AblationConfig, seed: int = 
     return rows
 
 
-def run_ablation(arms=ARMS, seeds: list[int] | None = None, config: AblationConfig | dict | None = None, *,
-                 data: dict | None = None, return_models: bool = False, log=print):
+def run_ablation(
+    arms=ARMS,
+    seeds: list[int] | None = None,
+    config: AblationConfig | dict | None = None,
+    *,
+    data: dict | None = None,
+    return_models: bool = False,
+    log=print,
+):
     """Train (or load from the cache) each arm for each seed on the same data and measure it.
 
     seeds: training seeds, default [0, 1, 2]. Returns a long DataFrame with columns arm, seed, space
@@ -147,31 +175,41 @@ def run_ablation(arms=ARMS, seeds: list[int] | None = None, config: AblationConf
         for seed in seeds:
             t0 = time.perf_counter()
             with cpu_threads(cfg.threads):
-                model, metrics, _ = C.cached_captioner({**cfg.captioner, "arm": arm}, data["train"], data["val"],
-                                                       seed=seed, threads=cfg.threads, progress=cfg.progress, log=log)
+                model, metrics, _ = C.cached_captioner(
+                    {**cfg.captioner, "arm": arm},
+                    data["train"],
+                    data["val"],
+                    seed=seed,
+                    threads=cfg.threads,
+                    progress=cfg.progress,
+                    log=log,
+                )
                 t1 = time.perf_counter()
                 measured = measure(model, data, cfg, seed=seed)
             for r in measured:
                 rows.append({"arm": arm, "seed": seed, **r})
             for k in TRAIN_METRICS:
                 if k in metrics:
-                    rows.append({"arm": arm, "seed": seed, "space": "train", "layer": -1, "pool": "-",
-                                 "metric": k.replace("/", "_"), "value": float(metrics[k])})
-            log(f"{arm:>11} seed {seed}: caption acc {metrics.get('val/caption_acc', float('nan')):.3f}, "
+                    rows.append(
+                        {
+                            "arm": arm,
+                            "seed": seed,
+                            "space": "train",
+                            "layer": -1,
+                            "pool": "-",
+                            "metric": k.replace("/", "_"),
+                            "value": float(metrics[k]),
+                        }
+                    )
+            log(
+                f"{arm:>11} seed {seed}: caption acc {metrics.get('val/caption_acc', float('nan')):.3f}, "
                 f"trained in {metrics['seconds']:.1f} s, now trained or loaded in {t1 - t0:.1f} s, "
-                f"measured in {time.perf_counter() - t1:.1f} s")
+                f"measured in {time.perf_counter() - t1:.1f} s"
+            )
             if return_models:
                 models[(arm, seed)] = model
     df = pd.DataFrame(rows)
     return (df, models) if return_models else df
-
-
-def last_layer(df: pd.DataFrame) -> int:
-    return int(df.loc[df["space"] == "hidden", "layer"].max())
-
-
-def _select(df: pd.DataFrame, space: str, layer: int, pool: str, metric: str) -> pd.DataFrame:
-    return df[(df.space == space) & (df.layer == layer) & (df.pool == pool) & (df.metric == metric)]
 
 
 def summary(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -198,8 +236,17 @@ def summary(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         for arm, part in _select(df, *pick).groupby("arm", sort=False):
             x = part.sort_values("seed")["value"].to_numpy()
             mean, lo, hi = t_interval(x, level)
-            rows.append({"quantity": label, "arm": arm, "mean": mean, "ci_low": lo, "ci_high": hi,
-                         "n_seeds": int(np.sum(~np.isnan(x))), "per_seed": " ".join(f"{v:.3f}" for v in x)})
+            rows.append(
+                {
+                    "quantity": label,
+                    "arm": arm,
+                    "mean": mean,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_seeds": int(np.sum(~np.isnan(x))),
+                    "per_seed": " ".join(f"{v:.3f}" for v in x),
+                }
+            )
     return pd.DataFrame(rows, columns=["quantity", "arm", "mean", "ci_low", "ci_high", "n_seeds", "per_seed"])
 
 
@@ -233,11 +280,16 @@ def _only_hacl(claim: str, where: str, per_seed: dict[str, pd.Series]) -> V.Verd
     closest = min(others, key=lambda a: margins[a][0])
     value, spread = margins[closest]
     return V.verdict(
-        claim, PAPER, holds=thresholds and every_seed, tie=thresholds and any(_inside(*margins[a]) for a in others),
-        value=value, spread=spread,
+        claim,
+        PAPER,
+        holds=thresholds and every_seed,
+        tie=thresholds and any(_inside(*margins[a]) for a in others),
+        value=value,
+        spread=spread,
         evidence=f"faithful caption closer than its hallucination ({where}; seed means, separated >= {SEPARATED}): "
-                 f"{_fmt(means)}; HACL's smallest margin {value:+.3f} over {ARM_LABELS[closest]}, "
-                 f"t half-width {spread:.3f}")
+        f"{_fmt(means)}; HACL's smallest margin {value:+.3f} over {ARM_LABELS[closest]}, "
+        f"t half-width {spread:.3f}",
+    )
 
 
 def verdict(df: pd.DataFrame) -> list[V.Verdict]:
@@ -262,138 +314,28 @@ def verdict(df: pd.DataFrame) -> list[V.Verdict]:
     shrink = {a: _margin(gaps["lm"], gaps[a]) for a in arms if a != "lm"}
     least = min(shrink, key=lambda a: shrink[a][0])
     gap_verdict = V.verdict(
-        "The modality gap shrinks with contrastive learning", PAPER,
-        holds=all(gaps[a].mean() < gaps["lm"].mean() for a in shrink), tie=any(_inside(*m) for m in shrink.values()),
-        value=shrink[least][0], spread=shrink[least][1],
+        "The modality gap shrinks with contrastive learning",
+        PAPER,
+        holds=all(gaps[a].mean() < gaps["lm"].mean() for a in shrink),
+        tie=any(_inside(*m) for m in shrink.values()),
+        value=shrink[least][0],
+        spread=shrink[least][1],
         evidence=f"last-layer EOS gap (seed means): {_fmt({a: g.mean() for a, g in gaps.items()})}; "
-                 f"smallest shrink {shrink[least][0]:+.3f} ({ARM_LABELS[least]}), t half-width {shrink[least][1]:.3f}")
+        f"smallest shrink {shrink[least][0]:+.3f} ({ARM_LABELS[least]}), t half-width {shrink[least][1]:.3f}",
+    )
     f_hidden = {a: _per_seed(df, a, *hidden, "fh_pairwise") for a in arms}
     f_heads = {a: _per_seed(df, a, "head", -1, "eos", "fh_pairwise") for a in arms}
     f_heads = {a: s if len(s) else f_hidden[a] for a, s in f_heads.items()}
-    return [gap_verdict,
-            _only_hacl("Only HACL separates hallucinated from faithful captions",
-                       "contrastive heads; last-layer EOS for the LM-only arm", f_heads),
-            _only_hacl("Only HACL separates hallucinated from faithful captions, on the last-layer EOS states",
-                       "last-layer EOS states", f_hidden)]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Tables behind the notebook's figures
-
-
-def arm_numbers(df: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """One seed's last-layer EOS metrics per arm (rows arm, columns metric), plus fh_pairwise_heads
-    (NaN for arms without heads): the numbers printed under the projection panels."""
-    last = df[(df.space == "hidden") & (df.layer == last_layer(df)) & (df.pool == "eos") & (df.seed == seed)]
-    table = last.pivot(index="arm", columns="metric", values="value")
-    heads = df[(df.space == "head") & (df.seed == seed) & (df.metric == "fh_pairwise")].set_index("arm")["value"]
-    table["fh_pairwise_heads"] = heads.reindex(table.index)
-    return table
-
-
-def layer_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (arm, pool, metric, layer): mean, min and max over seeds of gap, vt_probe and fh_pairwise."""
-    hidden = df[df.space == "hidden"]
-    return (hidden[hidden.metric.isin(["gap", "vt_probe", "fh_pairwise"])]
-            .groupby(["arm", "pool", "metric", "layer"])["value"].agg(["mean", "min", "max"]).reset_index())
-
-
-def shift_table(models: dict, data: dict, arms, seed: int, steps: int = 5) -> pd.DataFrame:
-    """`gap.embedding_shift` on each arm's last-layer EOS states (model (arm, seed)), in steps of an
-    eighth of its own gap (both sides move, so four steps close it). Columns as embedding_shift's
-    plus arm and step."""
-    parts = []
-    for arm in arms:
-        rep = models[(arm, seed)].representations(*data["val"][:2])
-        v, t = rep["visual_eos"][:, -1], rep["text_eos"][:, -1]
-        g0 = gap.modality_gap(v, t)
-        s = gap.embedding_shift(v, t, lambdas=[g0 * k / 8 for k in range(steps)])
-        s["arm"], s["step"] = arm, range(steps)
-        parts.append(s)
-    return pd.concat(parts, ignore_index=True)
-
-
-def hallucination_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(caption rows: val_caption_acc, gen_exact, chair; last-layer EOS fh_pairwise per hallucination
-    type, with a `type` column)."""
-    out_rows = df[df.metric.isin(["val_caption_acc", "gen_exact", "chair"])]
-    last = df[(df.space == "hidden") & (df.layer == last_layer(df)) & (df.pool == "eos")]
-    by_type = last[last.metric.str.startswith("fh_pairwise_")].copy()
-    by_type["type"] = by_type["metric"].str.removeprefix("fh_pairwise_")
-    return out_rows, by_type
-
-
-def projection_inputs(models: dict, data: dict, *, layer: int = -1, pool: str = "eos", n: int = 200):
-    """Arrays and labels for ONE `studio.analysis.projection.project` call showing every arm at once.
-
-    Each arm's representations are placed in its own block of coordinates (block-diagonal: rows of
-    different arms are orthogonal), so one UMAP fit lays out each arm's points as its own island,
-    exactly as separate fits would, while the notebook pays for a single fit. Returns
-    (arrays_by_group {"visual", "text"}, labels {group: {"arm": ..., "caption": ...}}).
-    """
-    feats, ids, hall = (x[:n] for x in data["val"])
-    keys = list(models)
-    blocks = {"visual": [], "text": []}
-    labels = {"visual": {"arm": [], "caption": []}, "text": {"arm": [], "caption": []}}
-    reps = []
-    for key in keys:
-        m = models[key]
-        r, rh = m.representations(feats, ids), m.representations(feats, hall)
-        reps.append((key, r[f"visual_{pool}"][:, layer], r[f"text_{pool}"][:, layer], rh[f"text_{pool}"][:, layer]))
-    width = sum(v.shape[1] for _, v, _, _ in reps)
-    offset = 0
-    for key, v, t, h in reps:
-        d = v.shape[1]
-        arm = key[0] if isinstance(key, tuple) else key
-
-        def place(x, offset=offset, d=d):
-            z = np.zeros((len(x), width), np.float32)
-            z[:, offset:offset + d] = x
-            return z
-
-        blocks["visual"].append(place(v))
-        blocks["text"] += [place(t), place(h)]
-        labels["visual"]["arm"] += [arm] * len(v)
-        labels["visual"]["caption"] += [None] * len(v)
-        labels["text"]["arm"] += [arm] * (len(t) + len(h))
-        labels["text"]["caption"] += ["faithful"] * len(t) + ["hallucinated"] * len(h)
-        offset += d
-    arrays = {g: np.concatenate(b) for g, b in blocks.items()}
-    return arrays, labels
-
-
-def hf_gap_profile(vlm, n: int = 64, *, seed: int = 0, batch: int = 8, layers=None,
-                   template: str = "<image> {caption}") -> pd.DataFrame:
-    """The same gap analysis on a Hugging Face VLM (a `studio.hf.VLMAdapter`, e.g. from `load_vlm`).
-
-    Each held-out scene's first frame goes in with its caption and, separately, with its hallucinated
-    caption. Per decoder layer: the gap between the mean of the visual tokens and the caption's last
-    token (pool "eos"), a visual-vs-text probe, and `fh_pairwise` (is the scene's own caption's last
-    token closer in cosine to the image's tokens than its hallucination's?). Captions pass through the
-    model together with the image (a causal VLM's image tokens do not see the caption, so the visual
-    side is the same in both runs). Returns rows layer, metric, value (as `measure`'s hidden rows).
-    """
-    from studio.capture.activations import run_with_cache
-
-    bank = S.scene_bank(n, seed=seed + 1, split="test")
-    images = [[np.ascontiguousarray(f[0].transpose(1, 2, 0))] for f in bank["frames"]]
-    per_layer: dict[str, dict[str, list]] = {}
-    for i in range(0, n, batch):
-        for which, key in (("faithful", "captions"), ("hallucinated", "hallucinated")):
-            texts = [template.format(caption=c) for c in bank[key][i:i + batch]]
-            inputs = vlm.build_inputs(images[i:i + batch], texts)
-            _, cache = run_with_cache(vlm, inputs, names_filter=layers, stop_early=True)
-            for name in cache.layers:
-                d = per_layer.setdefault(name, {"visual": [], "faithful": [], "hallucinated": []})
-                if which == "faithful":
-                    d["visual"].append(cache.pooled(name, "visual", "mean"))
-                d[which].append(cache.pooled(name, "text", "last"))
-    rows = []
-    for depth, (name, d) in enumerate(per_layer.items()):
-        v, t, h = (np.concatenate(d[k]) for k in ("visual", "faithful", "hallucinated"))
-        for metric, value in (("gap", gap.modality_gap(v, t)),
-                              ("vt_probe", gap.probe_separability(v, t, seed=seed)["accuracy"]),
-                              ("fh_pairwise", H.pairwise_separation(v, t, h)),
-                              ("fh_probe", gap.probe_separability(t, h, seed=seed, paired=True)["accuracy"])):
-            rows.append({"layer": depth, "module": name, "metric": metric, "value": float(value)})
-    return pd.DataFrame(rows)
+    return [
+        gap_verdict,
+        _only_hacl(
+            "Only HACL separates hallucinated from faithful captions",
+            "contrastive heads; last-layer EOS for the LM-only arm",
+            f_heads,
+        ),
+        _only_hacl(
+            "Only HACL separates hallucinated from faithful captions, on the last-layer EOS states",
+            "last-layer EOS states",
+            f_hidden,
+        ),
+    ]
