@@ -11,6 +11,7 @@ fresh videos and encoding them), and peak memory.
 
 --small uses a 512-video bank (built in seconds) instead of the default 6,000-video one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def main() -> None:
     cfg = CellConfig.from_dict(over)
     bank = feature_bank(cfg.encoder(), cfg.video(), cfg.train_videos, cfg.val_videos, cfg.data_seed)
     train = bank["train"]
-    data = _TrainBatches(train, answer_ids(train["task"], train["answer"]), cfg.batch_size, cfg.seed,
-                         frames=uniform_frames(cfg))
+    data = _TrainBatches(
+        train, answer_ids(train["task"], train["answer"]), cfg.batch_size, cfg.seed, frames=uniform_frames(cfg)
+    )
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     # Time to make one batch from the bank (what a training step waits for).
@@ -119,16 +121,24 @@ def main() -> None:
     step_s = 1.0 / pla
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_params = sum(p.numel() for p in fresh().parameters() if p.requires_grad)
-    print(f"cell T={cfg.frames} M={cfg.tokens_per_frame} ({cfg.frames * cfg.tokens_per_frame} visual tokens), "
-          f"batch {cfg.batch_size}, width {cfg.width}, {n_params:,} trainable parameters, {torch.get_num_threads()} thread(s)")
+    print(
+        f"cell T={cfg.frames} M={cfg.tokens_per_frame} ({cfg.frames * cfg.tokens_per_frame} visual tokens), "
+        f"batch {cfg.batch_size}, width {cfg.width}, {n_params:,} trainable parameters, {torch.get_num_threads()} thread(s)"
+    )
     print(f"plain PyTorch loop : {pla:7.1f} steps/s  (runs: {', '.join(f'{r:.1f}' for r in rates['plain'])})")
     print(f"Lightning Trainer  : {lit:7.1f} steps/s  (runs: {', '.join(f'{r:.1f}' for r in rates['lightning'])})")
     print(f"Lightning / plain  : {lit / pla:.3f}  -> overhead {100 * (1 - lit / pla):+.1f} % (target <= 5 %)")
-    print(f"data from the feature bank : {1e3 * t_bank:6.2f} ms per batch = {100 * t_bank / step_s:5.1f} % of a plain step ({1e3 * step_s:.1f} ms)")
-    print(f"render {len(fr)} sampled frames x {cfg.batch_size} fresh videos: {1e3 * t_render:6.2f} ms "
-          f"({100 * t_render / step_s:.0f} % of a step); encoding them with the frozen CNN: {1e3 * t_encode:.2f} ms")
-    print(f"peak memory (max RSS): {rss / 1024:.0f} MiB (the bank memmap and batches: +{(rss - rss0) / 1024:.0f} MiB "
-          f"after loading); feature bank on disk {train['features'].nbytes / 2**20:.0f} MiB")
+    print(
+        f"data from the feature bank : {1e3 * t_bank:6.2f} ms per batch = {100 * t_bank / step_s:5.1f} % of a plain step ({1e3 * step_s:.1f} ms)"
+    )
+    print(
+        f"render {len(fr)} sampled frames x {cfg.batch_size} fresh videos: {1e3 * t_render:6.2f} ms "
+        f"({100 * t_render / step_s:.0f} % of a step); encoding them with the frozen CNN: {1e3 * t_encode:.2f} ms"
+    )
+    print(
+        f"peak memory (max RSS): {rss / 1024:.0f} MiB (the bank memmap and batches: +{(rss - rss0) / 1024:.0f} MiB "
+        f"after loading); feature bank on disk {train['features'].nbytes / 2**20:.0f} MiB"
+    )
     if torch.cuda.is_available():
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
 

@@ -8,6 +8,7 @@ STUDIO_CACHE and STUDIO_SWEEPS pointed at a fresh temporary folder for --cold, a
 of each notebook and of the whole run. Exit status: that of `studio figures --check` (1 when a figure's
 data differs from the MANIFEST, which on a warm checkout with nothing changed must not happen).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,15 @@ def main(argv=None) -> int:
     if args.cold:
         tmp = tempfile.mkdtemp(prefix="bench-figures-")
         env.update(STUDIO_CACHE=f"{tmp}/cache", STUDIO_SWEEPS=f"{tmp}/sweeps")
-    cmd = [str(ROOT / ".venv" / "bin" / "studio"), "figures", "--check", "--profile", args.profile,
-           "--jobs", str(args.jobs)]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "studio"),
+        "figures",
+        "--check",
+        "--profile",
+        args.profile,
+        "--jobs",
+        str(args.jobs),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0

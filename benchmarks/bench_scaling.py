@@ -9,6 +9,7 @@ and extrapolates (K = 4500 runs it all), and `--epoch-bootstrap K` does the same
 
     .venv/bin/python benchmarks/bench_scaling.py --epoch-starts 300 --bootstrap 4000 --epoch-bootstrap 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,14 +72,18 @@ def main(argv=None):
         ours = sc.fit(df, "additive", x=("N", "D"), y="loss")
         times.append(time.perf_counter() - t)
     t_ours = min(times)
-    print(f"ours : fit ({ours.n_starts} starts) {t_ours:.2f} s (runs: {', '.join(f'{x:.2f}' for x in times)}); "
-          f"objective {ours.objective:.6e}; " + ", ".join(f"{k}={v:.4f}" for k, v in ours.params.items()))
+    print(
+        f"ours : fit ({ours.n_starts} starts) {t_ours:.2f} s (runs: {', '.join(f'{x:.2f}' for x in times)}); "
+        f"objective {ours.objective:.6e}; " + ", ".join(f"{k}={v:.4f}" for k, v in ours.params.items())
+    )
     t = time.perf_counter()
     boot = ours.bootstrap(args.bootstrap, seed=0)
     t_boot = time.perf_counter() - t
     ci = ours.ci(0.95).set_index("param")
-    print(f"ours : bootstrap {args.bootstrap} resamples {t_boot:.2f} s ({boot['converged'].mean():.1%} converged); 95% CI "
-          + ", ".join(f"{p} {ci.loc[p, 'ci_low']:.4f}-{ci.loc[p, 'ci_high']:.4f}" for p in ("E", "alpha", "beta")))
+    print(
+        f"ours : bootstrap {args.bootstrap} resamples {t_boot:.2f} s ({boot['converged'].mean():.1%} converged); 95% CI "
+        + ", ".join(f"{p} {ci.loc[p, 'ci_low']:.4f}-{ci.loc[p, 'ci_high']:.4f}" for p in ("E", "alpha", "beta"))
+    )
 
     grid = epoch_grid()
     k = min(args.epoch_starts, len(grid))
@@ -87,9 +92,11 @@ def main(argv=None):
     f_ep, x_ep = epoch_fit(N, D, L, subset)
     t_ep = time.perf_counter() - t
     t_ep_full = t_ep * len(grid) / k
-    print(f"epoch: {k} of {len(grid)} starts {t_ep:.1f} s -> full grid {t_ep_full:.0f} s"
-          f"{' (extrapolated)' if k < len(grid) else ''}; best objective {f_ep:.6e}; "
-          + ", ".join(f"{kk}={v:.4f}" for kk, v in to_named(x_ep).items()))
+    print(
+        f"epoch: {k} of {len(grid)} starts {t_ep:.1f} s -> full grid {t_ep_full:.0f} s"
+        f"{' (extrapolated)' if k < len(grid) else ''}; best objective {f_ep:.6e}; "
+        + ", ".join(f"{kk}={v:.4f}" for kk, v in to_named(x_ep).items())
+    )
 
     # Epoch's bootstrap: each resample refitted by L-BFGS-B (numerical gradient) from the optimum.
     rng = np.random.default_rng(0)
@@ -106,8 +113,10 @@ def main(argv=None):
     same = abs(ours.objective - f_ep) <= 1e-6 * f_ep or ours.objective < f_ep
     rel = {p: abs(ours.params[p] / v - 1) for p, v in to_named(x_ep).items()}
     print(f"speed-up: fit {t_ep_full / t_ours:.0f}x, bootstrap {t_eb / t_boot:.0f}x")
-    print(f"same optimum as Epoch's loop: {same} (objective ours {ours.objective:.6e} vs theirs {f_ep:.6e}; "
-          f"max relative parameter difference {max(rel.values()):.1e}); published {ref['objective']:.4e}")
+    print(
+        f"same optimum as Epoch's loop: {same} (objective ours {ours.objective:.6e} vs theirs {f_ep:.6e}; "
+        f"max relative parameter difference {max(rel.values()):.1e}); published {ref['objective']:.4e}"
+    )
 
 
 if __name__ == "__main__":

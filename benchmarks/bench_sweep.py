@@ -9,6 +9,7 @@ then cached (not timed: run once without timing, or accept that the first line i
     .venv/bin/python benchmarks/bench_sweep.py --profile smoke --workers 1 2
     .venv/bin/python benchmarks/bench_sweep.py --workers 2          # the default profile: about 5 minutes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,12 @@ def main() -> None:
         wall = time.perf_counter() - t0
         busy = float(df["seconds"].sum())
         first = first or wall
-        print(f"{config.name} ({config.profile_name}), {len(df)} runs, workers {workers}: wall {wall:7.1f} s, "
-              f"runs' own wall {busy:7.1f} s, efficiency {busy / (wall * workers):.2f}, "
-              f"speed-up {first / wall:.2f}x over workers {args.workers[0]}", flush=True)
+        print(
+            f"{config.name} ({config.profile_name}), {len(df)} runs, workers {workers}: wall {wall:7.1f} s, "
+            f"runs' own wall {busy:7.1f} s, efficiency {busy / (wall * workers):.2f}, "
+            f"speed-up {first / wall:.2f}x over workers {args.workers[0]}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
