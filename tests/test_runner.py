@@ -256,3 +256,23 @@ def test_sigterm_records_the_run_as_interrupted(tmp_path):
     [run] = list((tmp_path / "runs" / "sleeper").iterdir())
     assert json.loads((run / "provenance.json").read_text())["status"] == "interrupted"
     assert proc.returncode == 130 and "interrupted" in err
+
+
+@pytest.mark.slow
+def test_two_figures_processes_at_once_keep_each_others_manifest_entries(project):
+    import os
+    import subprocess
+    import sys
+
+    (project / "notebooks" / "quickstart.ipynb").unlink()
+    (project / "experiments" / "quickstart.yaml").unlink()
+    _tiny_notebook(project, "aa")
+    _tiny_notebook(project, "bb")
+    env = dict(os.environ, STUDIO_ROOT=str(project), STUDIO_RUNS=str(project / "experiments" / "runs"))
+    code = "import sys; from studio.workbench.regenerate import run_figures; sys.exit(run_figures('smoke', only=[sys.argv[1]], jobs=1))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, name], env=env, cwd=project) for name in ("aa", "bb")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    manifest = yaml.safe_load((project / "figures" / "MANIFEST").read_text())["figures"]
+    assert set(manifest) == {"aa_x", "bb_x"}  # neither run's write-back lost the other's entry
+    readme = (project / "README.md").read_text()
+    assert "figures/aa_x.png" in readme and "figures/bb_x.png" in readme
