@@ -83,9 +83,7 @@ def git_state(root=paths.ROOT) -> dict:
         return {"commit": None, "dirty": None}
     if head.returncode != 0:
         return {"commit": None, "dirty": None}
-    # What `studio figures` itself writes (figures/, the README's generated sections) is not code: a
-    # figure published earlier in the same run must not mark the next notebook's run as dirty.
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures", ":(exclude)README.md")
+    status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
