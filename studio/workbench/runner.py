@@ -144,7 +144,7 @@ def run_notebook(
         "status": "running",
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,
-        "git": git_state(),
+        "git": code_state(),
         **environment(),
     }
     _write_provenance(run_dir, provenance)
@@ -203,3 +203,36 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def code_state() -> dict:
+    """The commit, and whether the code differs from it: studio.repro.git_state, except that changes
+    to what `studio figures` itself writes (figures/, the README's generated sections) do not count,
+    so that a figure published earlier in a run does not mark the next notebook's run as dirty.
+
+    (Here and not in studio.repro: every cached artefact's key covers repro's source, so an edit
+    there reruns every sweep cell and model.)
+    """
+    import subprocess
+
+    state = git_state()
+    if state.get("dirty"):
+        out = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)figures",
+                ":(exclude)README.md",
+            ],
+            cwd=paths.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if out.returncode == 0:
+            state["dirty"] = bool(out.stdout.strip())
+    return state
