@@ -59,3 +59,14 @@ def test_bad_parameters_are_one_clear_error_naming_the_parameter(grids, n_splits
 
 def test_seed_spread_is_the_widest_range_over_splits():
     assert qs.seed_spread(_results({1: [0.2, 0.3, 0.25], 64: [0.9, 0.92, 0.91]})) == {"accuracy": pytest.approx(0.1)}
+
+
+def test_the_probe_does_not_depend_on_how_many_blas_threads_the_machine_gives_it():
+    from threadpoolctl import threadpool_limits
+
+    # grid 8 of splits 2 and 3: the probes that moved by one test image between 1 and 2 threads
+    with threadpool_limits(1):
+        one = qs.probe_pooled(grids=[8], seeds=[2, 3])
+    with threadpool_limits(2):
+        two = qs.probe_pooled(grids=[8], seeds=[2, 3])
+    pd.testing.assert_frame_equal(one, two)
