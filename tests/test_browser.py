@@ -68,7 +68,8 @@ def _check_jupytext_pairs_on_save(server, tmp_path):
     import shutil
     import urllib.request
 
-    folder = paths.RUNS / f"_lab_pairing_{tmp_path.name}"  # experiments/runs/ is not committed
+    # inside the project (Lab serves only that) and ignored by git; the tests send RUNS elsewhere
+    folder = paths.SCRATCH / f"_lab_pairing_{tmp_path.name}"
     rel = paths.relative(folder)
     try:
         nb = json.loads((paths.ROOT / NOTEBOOK).read_text())
