@@ -142,7 +142,9 @@ def test_config_refuses_unknown_keys():
 
 
 @pytest.mark.slow
-def test_ablation_measures_every_arm_is_cached_and_reloads_identically(tmp_path):
+def test_ablation_measures_every_arm_is_cached_and_reloads_identically(tmp_path, monkeypatch):
+    from studio.studies.representation_gap import measures
+
     n_eval = 40
     bank = S.scene_bank(n_eval, seed=1, split="test")
     train, (vf, _, _) = _tiny_data(64, seed=0), _tiny_data(n_eval, seed=1)
@@ -165,11 +167,21 @@ def test_ablation_measures_every_arm_is_cached_and_reloads_identically(tmp_path)
     )
     assert sum("trained in" in x and "captioner" in x for x in lines) == 2  # both arms trained
     lines.clear()
+    measure = measures.measure
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("measured again: the rows should come from the cache")
+
+    monkeypatch.setattr(measures, "measure", refuse)  # a warm rerun neither trains nor measures
     again, models_again = hacl.run_ablation(
         ("lm", "hacl"), seeds=[0], config=cfg, data=data, log=lines.append, return_models=True
     )
     assert not any(x.startswith("captioner") for x in lines)  # both loaded from the cache
     pd.testing.assert_frame_equal(df, again)  # wall time included: it comes from the cache
+    monkeypatch.setattr(measures, "measure", measure)
+    fresh = pd.DataFrame(measure(models[("hacl", 0)], data, cfg, seed=0))  # the cached rows, to the last bit
+    kept = df[(df.arm == "hacl") & (df.space != "train")].drop(columns=["arm", "seed"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, fresh, check_exact=True)
     assert set(models) == {("lm", 0), ("hacl", 0)}
     w, w2 = models[("hacl", 0)].state_dict(), models_again[("hacl", 0)].state_dict()
     assert all(torch.equal(w[k], w2[k]) for k in w)

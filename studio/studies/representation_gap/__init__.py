@@ -29,8 +29,6 @@ import pandas as pd
 import torch
 
 from studio import verdicts as V
-from studio.analysis import gap
-from studio.analysis import hallucination as H
 from studio.capture.hf.gap_profile import hf_gap_profile  # noqa: F401  (the notebook's HF section)
 from studio.config import from_dict
 from studio.data import scenes as S
@@ -38,6 +36,7 @@ from studio.models import captioner as C
 from studio.models import cell_encoder as E
 from studio.repro import cpu_threads
 from studio.stats import t_interval
+from studio.studies.representation_gap.measures import cached_measure, measure  # noqa: F401
 from studio.studies.representation_gap.tables import (  # noqa: F401  (the notebook's tables)
     _select,
     arm_numbers,
@@ -106,49 +105,6 @@ def prepare_data(config: AblationConfig | dict, log=print) -> dict:
     }
 
 
-def measure(model: C.Captioner, data: dict, config: AblationConfig, seed: int = 0) -> list[dict]:
-    """Every measurement of one trained model, as rows {space, layer, pool, metric, value}."""
-    feats, ids, hall = data["val"]
-    rep = model.representations(feats, ids)
-    rep_h = model.representations(feats, hall)
-    n_layers = rep["visual_eos"].shape[1]
-    rows = []
-
-    def add(space, layer, pool, metric, value):
-        rows.append({"space": space, "layer": layer, "pool": pool, "metric": metric, "value": float(value)})
-
-    def four(space, layer, pool, v, t, h):  # the measures every (visual, caption, hallucination) triple gets
-        for metric, value in (
-            ("gap", gap.modality_gap(v, t)),
-            ("vt_probe", gap.probe_separability(v, t, seed=seed)["accuracy"]),
-            ("fh_pairwise", H.pairwise_separation(v, t, h)),
-            ("matched_cosine", gap.matched_cosine(v, t)),
-        ):
-            add(space, layer, pool, metric, value)
-
-    types = data["eval_bank"]["hallucination_type"]
-    for pool in config.probe_pools:
-        for layer in range(n_layers):
-            v, t, h = rep[f"visual_{pool}"][:, layer], rep[f"text_{pool}"][:, layer], rep_h[f"text_{pool}"][:, layer]
-            four("hidden", layer, pool, v, t, h)
-            if layer == n_layers - 1:
-                # captions alone, without the image: expected near 0.5 whatever the training
-                add("hidden", layer, pool, "fh_probe", gap.probe_separability(t, h, seed=seed, paired=True)["accuracy"])
-                for metric, value in H.separation_by_type(v, t, h, types).items():
-                    add("hidden", layer, pool, metric, value)
-    heads = model.projected(feats, ids)
-    if heads is not None:
-        (v, t), (_, h) = heads, model.projected(feats, hall)
-        four("head", -1, "eos", v, t, h)
-        for metric, value in H.separation_by_type(v, t, h, types).items():
-            add("head", -1, "eos", metric, value)
-        add("head", -1, "eos", "temperature", float(model.temperature.detach()))
-    n, bank = config.n_generate, data["eval_bank"]  # greedy captions of the first n held-out scenes
-    for k, value in H.caption_scores(model.generate(feats[:n]), list(bank["captions"][:n]), bank["slots"][:n]).items():
-        add("output", -1, "-", k, value)
-    return rows
-
-
 def run_ablation(
     arms=ARMS,
     seeds: list[int] | None = None,
@@ -175,7 +131,7 @@ def run_ablation(
         for seed in seeds:
             t0 = time.perf_counter()
             with cpu_threads(cfg.threads):
-                model, metrics, _ = C.cached_captioner(
+                model, metrics, folder = C.cached_captioner(
                     {**cfg.captioner, "arm": arm},
                     data["train"],
                     data["val"],
@@ -185,7 +141,7 @@ def run_ablation(
                     log=log,
                 )
                 t1 = time.perf_counter()
-                measured = measure(model, data, cfg, seed=seed)
+                measured = cached_measure(model, folder, data, cfg, seed=seed, log=log)
             for r in measured:
                 rows.append({"arm": arm, "seed": seed, **r})
             for k in TRAIN_METRICS:
