@@ -140,6 +140,33 @@ def _tiny_notebook(folder, name: str, after=()):
     (folder / "experiments" / f"{name}.yaml").write_text(yaml.safe_dump(profiles))
 
 
+def test_figures_start_the_longest_remaining_chain_first(tmp_path):
+    from studio.workbench.params import NotebookSpec
+
+    def spec(name, after=()):
+        return NotebookSpec(name, tmp_path / f"{name}.ipynb", {}, {}, figures=True, after=list(after))
+
+    def ran(name, profile, seconds, status="ok", stamp="20260101T000000Z"):
+        folder = tmp_path / "runs" / name / f"{stamp}-abc"
+        folder.mkdir(parents=True)
+        record = {"status": status, "profile": profile, "seconds": seconds}
+        (folder / "provenance.json").write_text(json.dumps(record))
+
+    # upstream 20 s + downstream 50 s (a 70 s chain) beats a lone 60 s notebook; never-run ones count 60 s
+    ran("up", "default", 20.0)
+    ran("down", "default", 50.0)
+    ran("lone", "default", 60.0)
+    ran("lone", "default", 5.0, status="failed", stamp="20260102T000000Z")  # newer but failed: ignored
+    ran("lone", "smoke", 1.0, stamp="20260103T000000Z")  # another profile: ignored
+    ran("short", "default", 3.0)
+    specs = [spec("lone"), spec("short"), spec("up"), spec("down", after=["up"]), spec("new")]
+    seconds = {s.name: regenerate.last_seconds(s.name, "default", tmp_path / "runs") for s in specs}
+    assert seconds == {"lone": 60.0, "short": 3.0, "up": 20.0, "down": 50.0, "new": regenerate.UNKNOWN_SECONDS}
+    assert regenerate.critical_path(specs, seconds)["up"] == 70.0
+    order = [s.name for s in regenerate.queue(specs, "default", tmp_path / "runs")]
+    assert order == ["up", "lone", "new", "down", "short"]
+
+
 @pytest.mark.slow
 def test_figures_jobs_run_independent_notebooks_side_by_side_after_their_upstream(project, monkeypatch):
     (project / "notebooks" / "quickstart.ipynb").unlink()

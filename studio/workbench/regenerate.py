@@ -4,16 +4,21 @@ Notebooks registered with `figures: true` in experiments/NAME.yaml run with one 
 them (scaling_laws reads the table visual_context publishes). With jobs > 1 independent notebooks run
 side by side, each in a process of its own (the run folder reaches its kernel through an environment
 variable, which a thread could not keep apart); a notebook starts once everything it comes after has
-succeeded. Each success is published at once, under the MANIFEST lock.
+succeeded. Of the notebooks ready to start, the one heading the longest remaining chain goes first
+(critical path, from each notebook's last recorded wall time), so a long notebook does not start last.
+Each success is published at once, under the MANIFEST lock.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 
+from studio import paths
 from studio.errors import ParameterError
 from studio.workbench import manifest
 from studio.workbench.params import NotebookSpec, list_notebooks, read_notebook, resolve
@@ -43,6 +48,41 @@ def figure_notebooks(only=None) -> list[NotebookSpec]:
     for name in sorted(specs):
         visit(name)
     return [s for s in ordered if not only or s.name in only]
+
+
+UNKNOWN_SECONDS = 60.0  # a notebook never run here: a middling guess, so it neither jumps nor trails the queue
+
+
+def last_seconds(name: str, profile: str, runs_root=None) -> float:
+    """Wall time of the newest successful run of notebook `name` with `profile` (its provenance.json)."""
+    folder = Path(runs_root or paths.RUNS) / name
+    for run in sorted(folder.glob("*/provenance.json"), reverse=True):  # run folders start with a UTC stamp
+        try:
+            record = json.loads(run.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "ok" and record.get("profile") == profile and "seconds" in record:
+            return float(record["seconds"])
+    return UNKNOWN_SECONDS
+
+
+def critical_path(specs: list[NotebookSpec], seconds: dict[str, float]) -> dict[str, float]:
+    """Per notebook, its own seconds plus the longest chain of notebooks that come after it."""
+    after_me = {s.name: [t.name for t in specs if s.name in t.after] for s in specs}
+    memo: dict[str, float] = {}
+
+    def length(name: str) -> float:
+        if name not in memo:
+            memo[name] = seconds[name] + max((length(n) for n in after_me[name]), default=0.0)
+        return memo[name]
+
+    return {s.name: length(s.name) for s in specs}
+
+
+def queue(specs: list[NotebookSpec], profile: str, runs_root=None) -> list[NotebookSpec]:
+    """`specs` longest remaining chain first (ties keep the dependency order): the order to start them in."""
+    priority = critical_path(specs, {s.name: last_seconds(s.name, profile, runs_root) for s in specs})
+    return sorted(specs, key=lambda s: -priority[s.name])
 
 
 def default_jobs() -> int:
@@ -88,7 +128,7 @@ def run_figures(
     problems: list[str] = []
     failed: list[str] = []
     done: set[str] = set()
-    todo = list(specs)
+    todo = queue(specs, profile)
     bar = tqdm(total=len(specs), desc=f"figures ({profile}, {jobs} at once)", unit="notebook")
     # Workers die with this process (a kill -9 of `studio figures` leaves no notebook running on).
     pool = (
