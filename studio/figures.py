@@ -18,6 +18,8 @@ import seaborn as sns
 
 from studio import paths
 from studio.repro import atomic_write_text
+from studio.tolerance import Tolerance
+from studio.tolerance import normalise as normalise_tolerance
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies and in greyscale print.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -70,7 +72,7 @@ class Saved(dict):
 
 
 def save_figure(
-    fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None, tolerance: dict[str, float] | None = None
+    fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None, tolerance: Tolerance | None = None
 ) -> dict:
     """Save `fig` as NAME.png and NAME.pdf and `data` (what the figure shows) as NAME.csv.
 
@@ -79,8 +81,9 @@ def save_figure(
 
     `caption` is one sentence on what the figure shows; it goes into the MANIFEST and the README
     gallery. `tolerance`: {column: the largest difference that is noise}, usually the seed spread the
-    study measured; `studio figures --check` calls a rerun whose numbers move less than that, with the
-    same verdicts, "within spread" instead of "changed". Returns the paths written.
+    study measured (per column, per group of rows or per row's own interval: studio.tolerance);
+    `studio figures --check` calls a rerun whose numbers move less than that, with the same verdicts,
+    "within spread" instead of "changed". Returns the paths written.
     """
     if not _NAME.match(name):
         raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-'")
@@ -99,17 +102,8 @@ def save_figure(
     fig.savefig(written["png"], metadata={"Software": None})
     fig.savefig(written["pdf"], metadata={"CreationDate": None, "ModDate": None, "Producer": None})
     atomic_write_text(written["csv"], _csv(data))
-    _record(out, name, caption, kind="figure", tolerance=_tolerance(name, data, tolerance))
+    _record(out, name, caption, kind="figure", tolerance=normalise_tolerance(name, data, tolerance))
     return written
-
-
-def _tolerance(name: str, data: pd.DataFrame, tolerance) -> dict | None:
-    if not tolerance:
-        return None
-    bad = {c: v for c, v in tolerance.items() if c not in data.columns or not float(v) >= 0}
-    if bad:
-        raise ValueError(f"figure {name!r}: tolerance needs columns of its data and values >= 0, got {bad}")
-    return {c: float(v) for c, v in tolerance.items()}
 
 
 def save_table(
@@ -119,7 +113,7 @@ def save_table(
     *,
     out_dir=None,
     kind: str = "table",
-    tolerance: dict[str, float] | None = None,
+    tolerance: Tolerance | None = None,
 ) -> Path:
     """Save a results table (NAME.csv) that other notebooks read, tracked in the MANIFEST like a figure."""
     if not _NAME.match(name):
@@ -128,7 +122,7 @@ def save_table(
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.csv"
     atomic_write_text(path, _csv(data))
-    _record(out, name, caption, kind=kind, tolerance=_tolerance(name, data, tolerance))
+    _record(out, name, caption, kind=kind, tolerance=normalise_tolerance(name, data, tolerance))
     return path
 
 
@@ -139,6 +133,7 @@ def _csv(data: pd.DataFrame) -> str:
 
 
 def _record(out: Path, name: str, caption: str, kind: str, tolerance: dict | None = None) -> None:
+    tolerance = {c: v for c, v in (tolerance or {}).items() if c not in WALL_CLOCK_COLUMNS}  # not in the CSV
     index_path = out / INDEX_FILE
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[name] = {"caption": caption, "kind": kind, **({"tolerance": tolerance} if tolerance else {})}

@@ -40,3 +40,19 @@ def test_save_table_and_refusals(tmp_path):
         save_figure(fig, "Bad Name", pd.DataFrame({"x": [1]}), out_dir=tmp_path)
     with pytest.raises(ValueError, match="non-empty DataFrame"):
         save_figure(fig, "empty", pd.DataFrame(), out_dir=tmp_path)
+
+
+def test_tolerance_helpers_read_intervals_seed_ranges_and_bootstrap_widths():
+    import numpy as np
+    import pandas as pd
+
+    from studio import tolerance
+
+    est = pd.DataFrame({"reliance": [0.2], "reliance_ci_low": [0.1], "reliance_ci_high": [0.3], "acc": [0.9]})
+    iv = {"interval": ["reliance_ci_low", "reliance_ci_high"]}
+    assert tolerance.intervals(est) == {"reliance": iv, "reliance_ci_low": iv, "reliance_ci_high": iv}
+    assert tolerance.allowed(iv, est) == pytest.approx([0.1])
+    per_seed = pd.DataFrame({"arm": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.7, 0.75]})
+    assert tolerance.seed_range(per_seed, ["arm"]) == {"acc": pytest.approx(0.1)}  # arm a's range, not b's
+    boot = pd.DataFrame({"alpha": np.linspace(0, 1, 1001), "converged": True})
+    assert tolerance.percentile_half_width(boot) == {"alpha": pytest.approx(0.475)}  # (0.975 - 0.025) / 2

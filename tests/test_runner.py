@@ -241,6 +241,57 @@ def test_check_tells_identical_from_within_spread_from_changed(tmp_path):
     assert status == CHANGED and "'c2': tie -> reproduced" in detail
 
 
+def test_check_reads_tolerances_per_group_per_row_interval_and_per_seed_text(tmp_path):
+    import pandas as pd
+
+    from studio.tolerance import normalise
+    from studio.workbench.manifest import CHANGED, WITHIN, classify
+
+    def csv(name, text):
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    # a long table: the gap moves 0.2 (its seeds spread 0.3), the probe 0.02 (its seeds spread 0.01)
+    old = csv("long.csv", "metric,value,per_seed\ngap,1.0,0.9 1.1\nprobe,0.60,0.6 0.6\n")
+    new = csv("long2.csv", "metric,value,per_seed\ngap,1.2,1.0 1.1\nprobe,0.62,0.6 0.6\n")
+    by = {"by": "metric", "spread": {"gap": 0.3, "probe": 0.01}}
+    status, detail = classify(old, new, tolerance={"value": by, "per_seed": by})
+    assert status == CHANGED and detail.startswith("value: 1 value(s), max |diff| 0.02 (tolerance per metric)")
+    assert classify(old, new, tolerance={"value": {**by, "spread": {"gap": 0.3, "probe": 0.05}}, "per_seed": by})[
+        0
+    ] == (WITHIN)
+    moved_seed = csv("long3.csv", "metric,value,per_seed\ngap,1.0,0.9 1.5\nprobe,0.60,0.6 0.6\n")
+    status, detail = classify(old, moved_seed, tolerance={"value": by, "per_seed": by})
+    assert status == CHANGED and detail.startswith("per_seed: 1 value(s), max |diff| 0.4")
+    assert classify(old, moved_seed)[0] == CHANGED  # text without a tolerance: any edit is a change
+    # a number with its own interval: it may move half the interval's width
+    est = csv("est.csv", "x,ci_low,ci_high\n4.6,4.0,7.4\n")
+    iv = {"interval": ["ci_low", "ci_high"]}
+    assert (
+        classify(
+            est,
+            csv("est2.csv", "x,ci_low,ci_high\n6.2,4.1,7.5\n"),
+            tolerance={c: iv for c in "x ci_low ci_high".split()},
+        )[0]
+        == WITHIN
+    )
+    status, _ = classify(est, csv("est3.csv", "x,ci_low,ci_high\n6.4,4.0,7.4\n"), tolerance={"x": iv})
+    assert status == CHANGED  # 1.8 > 3.4 / 2
+    data = pd.DataFrame({"metric": ["gap"], "value": [1.0], "lo": [0.5], "hi": [1.5]})
+    assert normalise("f", data, {"value": {"by": "metric", "spread": {"gap": 1}}}) == {
+        "value": {"by": "metric", "spread": {"gap": 1.0}}
+    }
+    for bad in (
+        {"value": -1},
+        {"nope": 1},
+        {"value": {"by": "nope", "spread": {}}},
+        {"value": {"interval": ["lo", "x"]}},
+    ):
+        with pytest.raises(ValueError, match="tolerance needs"):
+            normalise("f", data, bad)
+
+
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -20,6 +20,8 @@ from studio import paths
 from studio.errors import ParameterError
 from studio.figures import INDEX_FILE
 from studio.repro import atomic_write_text, sha256_file
+from studio.tolerance import allowed as tolerance_allowed
+from studio.tolerance import describe as describe_tolerance
 
 HEADER = "# Written by `studio figures`: each figure, the notebook, parameters and commit that made it.\n"
 EXTENSIONS = ("png", "pdf", "csv")
@@ -158,19 +160,40 @@ def classify(old_csv: Path, new_csv: Path, kind: str = "figure", tolerance: dict
     moved = []
     for col in old.columns:
         a, b = old[col], new[col]
-        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+        spec = tolerance.get(col)
+        numeric = pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b)
+        if not numeric and spec is not None:  # per-seed values written as text: "0.989 0.810 1.243"
+            a, b, numeric = _numbers(a), _numbers(b), True
+            if a is None or b is None or a.shape != b.shape:
+                moved.append(f"{col}: text value(s) changed")
+                continue
+            room = np.repeat(tolerance_allowed(spec, old)[:, None], a.shape[1], axis=1)
+        elif numeric:
             a, b = a.to_numpy(float), b.to_numpy(float)
-            allowed = tolerance.get(col, 0.0) + ROUNDING * np.maximum(np.abs(a), np.abs(b))
+            room = tolerance_allowed(spec, old)
+        if numeric:
+            allowed = room + ROUNDING * np.maximum(np.abs(a), np.abs(b))
             bad = ~((np.abs(a - b) <= allowed) | (np.isnan(a) & np.isnan(b)))
             if bad.any():
                 worst = float(np.nanmax(np.abs(a - b)[bad])) if np.isfinite(np.abs(a - b)[bad]).any() else float("nan")
-                limit = f" (tolerance {tolerance[col]:.3g})" if col in tolerance else " (no tolerance declared)"
+                limit = f" ({describe_tolerance(spec)})" if spec is not None else " (no tolerance declared)"
                 moved.append(f"{col}: {int(bad.sum())} value(s), max |diff| {worst:.3g}{limit}")
         elif not (a.astype(str) == b.astype(str)).all():
             moved.append(f"{col}: {int((a.astype(str) != b.astype(str)).sum())} text value(s)")
     if moved:
         return CHANGED, "; ".join(moved)
     return WITHIN, "numbers within " + ("the declared seed spread" if tolerance else "the CSV's rounding")
+
+
+def _numbers(column):
+    """A text column of space-separated numbers as a (rows, k) array; None if it is not one."""
+    import numpy as np
+
+    try:
+        rows = [[float(x) for x in str(v).split()] for v in column]
+    except ValueError:
+        return None
+    return np.array(rows, dtype=float) if rows and len({len(r) for r in rows}) == 1 else None
 
 
 def compare(result, entries: dict) -> list[tuple[str, str, str]]:
