@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 import studio
-from studio import icl
+from studio import icl, tolerance
 from studio.figures import figure, save_figure, save_table
 from studio.models.digit_encoder import digit_encoder
 from studio.models.icl_predictor import as_predictor
@@ -155,6 +155,7 @@ save_figure(
     fig,
     "icl_conditions",
     tables,
+    tolerance=tolerance.intervals(tables, {"accuracy": ("ci_low", "ci_high"), "delta": ("ci_low", "ci_high")}),
     caption="Accuracy per probe condition (held-out digit episodes, 95 % bootstrap CIs) for the tiny model and two planted predictors.",
 )
 
@@ -203,8 +204,12 @@ grid.round(3)
 cfg = SymDPOConfig(baseline_steps=baseline_steps, steps=symdpo_steps, lr=symdpo_lr, beta=beta, eval_n=eval_n)
 ablation, ablation_models = run_symdpo_ablation(cfg, seeds=list(range(seed, seed + symdpo_seeds)), return_models=True)
 summary = summarise_ablation(ablation)
+seed_spread = tolerance.seed_range(ablation, ["arm", "stage", "eval"])  # the noise between seeds
 save_table(
-    ablation, "icl_symdpo_ablation", caption="Accuracy and visual reliance before/after each fine-tuning arm, per seed."
+    ablation,
+    "icl_symdpo_ablation",
+    tolerance=seed_spread,
+    caption="Accuracy and visual reliance before/after each fine-tuning arm, per seed.",
 )
 summary.round(3)
 
@@ -230,6 +235,7 @@ save_figure(
     fig,
     "icl_symdpo_reliance",
     ablation,
+    tolerance=seed_spread,
     caption="Held-out accuracy and visual reliance before (baseline) and after each fine-tuning arm; dots are seeds, bars means.",
 )
 
@@ -248,6 +254,7 @@ symdpo_reliance = pd.DataFrame(
 save_table(
     symdpo_reliance,
     "icl_symdpo_probe",
+    tolerance=tolerance.intervals(symdpo_reliance),
     caption="studio.icl visual reliance of the SymDPO ablation's models (first seed).",
 )
 symdpo_reliance[

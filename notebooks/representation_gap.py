@@ -68,9 +68,11 @@ pd.DataFrame(
 # %%
 results, models = hacl.run_ablation(arms, seeds=seeds, config=config, data=data, return_models=True)
 summary = hacl.summary(results)
+spread = hacl.seed_spread(results)  # per metric, the noise between seeds: what --check tolerates
 save_table(
     summary,
     "representation_gap_results",
+    tolerance=hacl.summary_tolerance(results),
     caption="HACL ablation: gap, separations, caption accuracy and CHAIR per arm (seed means).",
 )
 summary.pivot(index="quantity", columns="arm", values="mean").reindex(columns=arms).round(3)
@@ -151,6 +153,7 @@ save_figure(
     fig,
     "representation_gap_layers",
     curves,
+    tolerance=hacl.by_metric(spread, "mean", "min", "max"),
     caption="Per-layer modality gap, visual/text probe accuracy and faithful-vs-hallucinated share, per arm.",
 )
 
@@ -178,6 +181,7 @@ save_figure(
     fig,
     "representation_gap_shift",
     shift,
+    tolerance={"distance": spread["gap"], "matched_cosine": spread["matched_cosine"]},  # the cones: seed 0 only
     caption="Embedding shift along the gap: the centroid distance falls and matched cosine rises, per arm.",
 )
 shift.pivot(index="step", columns="arm", values="distance").round(3)
@@ -219,6 +223,7 @@ save_figure(
     fig,
     "representation_gap_hallucination",
     pd.concat([out_rows, by_type], ignore_index=True),
+    tolerance=hacl.by_metric(spread, "value"),
     caption="Caption accuracy, CHAIR-style hallucination rate, and faithful-vs-hallucinated share by type, per arm.",
 )
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 import studio
-from studio import paths
+from studio import paths, tolerance
 from studio import scaling as sc
 from studio.figures import figure, save_figure
 from studio.studies import scaling_laws as study
@@ -93,10 +93,12 @@ if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
         title=f"parameters ({level:.0%} intervals)",
     )
     ax2.legend(loc="center right", fontsize=6)
+    validation = pd.concat([points, intervals], ignore_index=True)
     save_figure(
         fig,
         "scaling_chinchilla_validation",
-        pd.concat([points, intervals], ignore_index=True),
+        validation,
+        tolerance=tolerance.intervals(validation),  # our fit and Epoch's, within their own bootstrap intervals
         caption="Our Huber fit of the Chinchilla law on Epoch's 240 digitised points against Epoch's and Hoffmann's published parameters.",
     )
 else:
@@ -173,10 +175,12 @@ for ax, (xa, xb) in zip(axes, [(x1, x2), (x2, x1)]):
     ax.set(xscale="log", yscale="log", xlabel=xa, title=f"loss vs {xa}")
     ax.legend(fontsize=5, ncol=2, loc="upper right")
 axes[0].set_ylabel(y)
+curves = pd.concat(curve_rows, ignore_index=True)
 save_figure(
     fig,
     "scaling_curves",
-    pd.concat(curve_rows, ignore_index=True),
+    curves,
+    tolerance=tolerance.intervals(curves, {"pred": ("ci_low", "ci_high")}),
     caption=f"Measured loss against frames and tokens per frame with the fitted {label} law and {level:.0%} bootstrap bands.",
 )
 
@@ -225,10 +229,12 @@ ax.set(
     title=f"{label}: iso-loss and budget lines",
 )
 ax.legend(fontsize=6, loc="lower left", frameon=True, framealpha=0.85)
+isoloss = pd.concat([surface.assign(kind="surface"), frontier.assign(kind="optimum")], ignore_index=True)
 save_figure(
     fig,
     "scaling_isoloss",
-    pd.concat([surface.assign(kind="surface"), frontier.assign(kind="optimum")], ignore_index=True),
+    isoloss,
+    tolerance=study.frontier_tolerance(isoloss),  # the optima; the surface itself: none declared
     caption=f"Predicted loss over frames and tokens per frame ({label}), budget lines T x M = const and the optimal split on each.",
 )
 
@@ -252,6 +258,7 @@ save_figure(
     fig,
     "scaling_frontier",
     frontier,
+    tolerance=study.frontier_tolerance(frontier),
     caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap bands.",
 )
 for note in study.frontier_notes(frontier, data, x_columns):
@@ -307,6 +314,7 @@ save_figure(
     fig,
     "scaling_bootstrap",
     boot,
+    tolerance=tolerance.percentile_half_width(boot, level),
     caption=f"Bootstrap distributions of the {label} parameters with {level:.0%} percentile intervals.",
 )
 ci

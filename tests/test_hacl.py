@@ -256,3 +256,14 @@ def test_summary_columns_and_t_interval():
     assert row["mean"] == pytest.approx(0.79) and row.n_seeds == 3 and row.per_seed == "0.800 0.780 0.790"
     half = 4.302653 * 0.01 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert (row.ci_low, row.ci_high) == (pytest.approx(0.79 - half), pytest.approx(0.79 + half))
+
+
+def test_seed_spread_and_summary_tolerance_are_the_widest_range_over_seeds():
+    df = _verdict_frame([0.80, 0.78, 0.79], [0.70, 0.72, 0.71])
+    spread = hacl.seed_spread(df)
+    by_arm = df[(df.space == "head") & (df.metric == "fh_pairwise")].groupby("arm")["value"]
+    assert spread["fh_pairwise"] >= float((by_arm.max() - by_arm.min()).max()) == pytest.approx(0.02)
+    tol = hacl.summary_tolerance(df)
+    assert tol["mean"]["by"] == "quantity" and tol["mean"] is tol["per_seed"]
+    assert tol["mean"]["spread"]["faithful>hallucinated (heads)"] == pytest.approx(0.02)
+    assert hacl.by_metric(spread, "value") == {"value": {"by": "metric", "spread": spread}}

@@ -24,6 +24,7 @@ import pandas as pd
 
 from studio.analysis import scaling
 from studio.stats import LEVEL, percentile_interval
+from studio.tolerance import intervals
 from studio.verdicts import Verdict, verdict
 
 OBJECTIVE_RTOL = 1e-3  # our minimised Huber sum within 0.1 % of Epoch's published 1.0183e-3
@@ -257,6 +258,18 @@ def doubling_sentence(gains: dict, x, source: str) -> str:
 
 
 # ---------------------------------------------------------------- the optimal split
+def frontier_tolerance(frontier: pd.DataFrame) -> dict:
+    """What `studio figures --check` tolerates in a frontier table (optimal split per budget): each
+    optimum and its bounds may move half its own bootstrap interval (rows without one: nothing)."""
+    pairs = {}
+    for col in frontier.columns:
+        if col.endswith("_opt"):
+            stem = col.removesuffix("_opt")
+            if {f"{stem}_ci_low", f"{stem}_ci_high"} <= set(frontier.columns):
+                pairs[col] = (f"{stem}_ci_low", f"{stem}_ci_high")
+    return intervals(frontier, pairs)
+
+
 def frontier_notes(frontier: pd.DataFrame, data: pd.DataFrame, x) -> list[str]:
     """Warnings a reader needs next to the frontier: extrapolation, and budgets with no interior optimum."""
     x1, x2 = x

@@ -40,10 +40,12 @@ from studio.studies.representation_gap.measures import cached_measure, measure  
 from studio.studies.representation_gap.tables import (  # noqa: F401  (the notebook's tables)
     _select,
     arm_numbers,
+    by_metric,
     hallucination_rows,
     last_layer,
     layer_curves,
     projection_inputs,
+    seed_spread,
     shift_table,
 )
 
@@ -168,6 +170,19 @@ def run_ablation(
     return (df, models) if return_models else df
 
 
+SUMMARY = {  # the headline quantities: label -> (space, layer, pool, metric)
+    "gap (last layer, EOS)": ("hidden", "last", "eos", "gap"),
+    "visual-vs-text probe acc": ("hidden", "last", "eos", "vt_probe"),
+    "faithful>hallucinated (last layer)": ("hidden", "last", "eos", "fh_pairwise"),
+    "faithful-vs-hallucinated text-only probe": ("hidden", "last", "eos", "fh_probe"),
+    "gap (heads)": ("head", -1, "eos", "gap"),
+    "faithful>hallucinated (heads)": ("head", -1, "eos", "fh_pairwise"),
+    "caption slot acc (teacher forced)": ("train", -1, "-", "val_caption_acc"),
+    "generated caption exact": ("output", -1, "-", "gen_exact"),
+    "CHAIR (share of mentions hallucinated)": ("output", -1, "-", "chair"),
+}
+
+
 def summary(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Per arm, the headline numbers: mean over seeds with a t interval (`studio.stats.t_interval`),
     n_seeds and the per-seed values.
@@ -177,15 +192,8 @@ def summary(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """
     top = last_layer(df)
     picks = {
-        "gap (last layer, EOS)": ("hidden", top, "eos", "gap"),
-        "visual-vs-text probe acc": ("hidden", top, "eos", "vt_probe"),
-        "faithful>hallucinated (last layer)": ("hidden", top, "eos", "fh_pairwise"),
-        "faithful-vs-hallucinated text-only probe": ("hidden", top, "eos", "fh_probe"),
-        "gap (heads)": ("head", -1, "eos", "gap"),
-        "faithful>hallucinated (heads)": ("head", -1, "eos", "fh_pairwise"),
-        "caption slot acc (teacher forced)": ("train", -1, "-", "val_caption_acc"),
-        "generated caption exact": ("output", -1, "-", "gen_exact"),
-        "CHAIR (share of mentions hallucinated)": ("output", -1, "-", "chair"),
+        label: (space, top if layer == "last" else layer, pool, metric)
+        for label, (space, layer, pool, metric) in SUMMARY.items()
     }
     rows = []
     for label, pick in picks.items():
@@ -204,6 +212,21 @@ def summary(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["quantity", "arm", "mean", "ci_low", "ci_high", "n_seeds", "per_seed"])
+
+
+def summary_tolerance(df: pd.DataFrame) -> dict:
+    """The tolerance of `summary`'s table for `studio figures --check`: per quantity, the largest range
+    over seeds of any arm's value (studio.tolerance, grouped by `quantity`), for the mean, the interval
+    and the per-seed values alike."""
+    top = last_layer(df)
+    spread = {}
+    for label, (space, layer, pool, metric) in SUMMARY.items():
+        ranges = _select(df, space, top if layer == "last" else layer, pool, metric).groupby("arm")["value"]
+        width = float((ranges.max() - ranges.min()).max()) if len(ranges) else float("nan")
+        if np.isfinite(width):
+            spread[label] = width
+    by = {"by": "quantity", "spread": spread}
+    return {c: by for c in ("mean", "ci_low", "ci_high", "per_seed")}
 
 
 def _per_seed(df: pd.DataFrame, arm: str, *pick) -> pd.Series:

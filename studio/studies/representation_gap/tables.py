@@ -27,6 +27,18 @@ def arm_numbers(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     return table
 
 
+def seed_spread(df: pd.DataFrame) -> dict[str, float]:
+    """Per metric, the largest range over seeds of any (arm, space, layer, pool) value: how far a rerun
+    can move that metric with nothing changed (what `studio figures --check` tolerates)."""
+    ranges = df.groupby(["arm", "space", "layer", "pool", "metric"])["value"].agg(lambda v: v.max() - v.min())
+    return {str(m): float(v) for m, v in ranges.groupby(level="metric").max().items() if np.isfinite(v)}
+
+
+def by_metric(spread: dict[str, float], *columns: str) -> dict:
+    """A studio.tolerance entry for each of `columns` of a long table: the row's metric's seed spread."""
+    return {c: {"by": "metric", "spread": spread} for c in columns}
+
+
 def layer_curves(df: pd.DataFrame) -> pd.DataFrame:
     """Per (arm, pool, metric, layer): mean, min and max over seeds of gap, vt_probe and fh_pairwise."""
     hidden = df[df.space == "hidden"]
