@@ -11,6 +11,16 @@ every one of them to its AVX2 path with their documented switches:
     ONEDNN_MAX_CPU_ISA=AVX2      oneDNN (PyTorch's Linear/conv kernels on the CPU)
     OPENBLAS_CORETYPE=Haswell    OpenBLAS's kernel family (numpy, scipy, scikit-learn)
 
+The thread count matters as much: a reduction split over 16 threads adds in another order than one
+split over 2, and MKL's reproducibility holds only for a fixed count. So portable mode also fixes the
+threads of every library that does not ask for its own (a training cell that runs on one thread says
+so with `studio.repro.cpu_threads`, which still wins):
+
+    OMP_NUM_THREADS=2  MKL_NUM_THREADS=2  OPENBLAS_NUM_THREADS=2   (THREADS: the committed figures' count)
+
+A machine with more cores then uses two of them for a notebook's own computing (sweeps still run one
+cell per worker); fast mode uses them all.
+
 They are read when each library loads, so they are set in the environment of every process that
 computes: `import studio` sets them for its own process (before numpy loads) and every notebook
 kernel, sweep worker and submitit job inherits them. On an AVX2 machine the pinned path is the native
@@ -34,6 +44,8 @@ PINS = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "OPENBLAS_CORETYPE": "Haswell",
 }
+THREADS = 2  # the thread count the committed figures were computed with (a 2-core machine's default)
+PINS.update({k: str(THREADS) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
 _REASON = "STUDIO_NUMERICS_REASON"  # why portable was asked for but could not be taken
 
 
@@ -92,6 +104,7 @@ def apply(mode: str | None = None) -> str:
             os.environ.update(PINS)
             os.environ[ENV_VAR] = "portable"
             os.environ.pop(_REASON, None)
+            _pin_loaded_threads()
             return "portable"
         os.environ[_REASON] = f"portable numerics unavailable: {why}"
     for key, value in PINS.items():
@@ -99,6 +112,18 @@ def apply(mode: str | None = None) -> str:
             del os.environ[key]
     os.environ[ENV_VAR] = "fast"
     return "fast"
+
+
+def _pin_loaded_threads() -> None:
+    """Libraries loaded before `import studio` read their thread count already: set it directly."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(THREADS)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(THREADS)  # kept (not a context manager): numpy's BLAS from here on
 
 
 def mode() -> str:

@@ -15,6 +15,10 @@ FORCED_DOWN = {
     "MKL_CBWR": "COMPATIBLE",
     "ONEDNN_MAX_CPU_ISA": "SSE41",
     "OPENBLAS_CORETYPE": "Nehalem",
+    # and another core count
+    "OMP_NUM_THREADS": "3",
+    "MKL_NUM_THREADS": "3",
+    "OPENBLAS_NUM_THREADS": "3",
 }
 CELL = (
     "import json, pathlib, sys; import studio; from studio.engine import train_cell; "
@@ -41,6 +45,19 @@ def test_apply_pins_and_unpins_and_the_cache_key_follows(monkeypatch):
     with pytest.raises(ValueError, match="STUDIO_NUMERICS='quick'"):
         numerics.apply("quick")
     numerics.apply("portable")
+
+
+def test_portable_mode_fixes_the_thread_count_even_when_torch_and_numpy_came_first():
+    code = (
+        "import numpy, torch; torch.set_num_threads(3); import studio; from threadpoolctl import threadpool_info; "
+        "print(torch.get_num_threads(), sorted({p['num_threads'] for p in threadpool_info()}))"
+    )
+    env = {**os.environ, **FORCED_DOWN, numerics.ENV_VAR: "portable"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    if not numerics.portable_supported()[0]:
+        pytest.skip("this processor cannot take the portable path")
+    assert out.stdout.split() == [str(numerics.THREADS), f"[{numerics.THREADS}]"]
 
 
 def test_provenance_names_the_mode_the_cpu_and_torchs_capability():
