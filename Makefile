@@ -38,11 +38,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# One pytest worker per core (pytest-xdist); worksteal hands a long test's neighbours to an idle worker.
+# Each worker is its own session with its own temporary runs/sweeps/cache root (tests/conftest.py).
+PYTEST_PARALLEL := -n auto --dist worksteal
+
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not browser"
 
 lab: setup
 	$(PY) -m studio.workbench.lab
