@@ -1,5 +1,6 @@
 """The runner end to end: run folders, provenance, failures, determinism, figures and the MANIFEST."""
 
+import functools
 import json
 
 import nbformat
@@ -212,13 +213,16 @@ def test_a_manifest_entry_outside_figures_is_refused_and_nothing_is_deleted(proj
         manifest.read_manifest()
 
 
+def _csv(folder, name, text):
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
 def test_check_tells_identical_from_within_spread_from_changed(tmp_path):
     from studio.workbench.manifest import CHANGED, IDENTICAL, WITHIN, classify
 
-    def csv(name, text):
-        path = tmp_path / name
-        path.write_text(text)
-        return path
+    csv = functools.partial(_csv, tmp_path)
 
     old = csv("old.csv", "T,M,val_loss,task\n1,4,0.50,a\n4,4,0.27,a\n")
     assert classify(old, csv("same.csv", old.read_text()))[0] == IDENTICAL
@@ -247,10 +251,7 @@ def test_check_reads_tolerances_per_group_per_row_interval_and_per_seed_text(tmp
     from studio.tolerance import normalise
     from studio.workbench.manifest import CHANGED, WITHIN, classify
 
-    def csv(name, text):
-        path = tmp_path / name
-        path.write_text(text)
-        return path
+    csv = functools.partial(_csv, tmp_path)
 
     # a long table: the gap moves 0.2 (its seeds spread 0.3), the probe 0.02 (its seeds spread 0.01)
     old = csv("long.csv", "metric,value,per_seed\ngap,1.0,0.9 1.1\nprobe,0.60,0.6 0.6\n")
