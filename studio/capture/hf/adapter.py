@@ -1,13 +1,16 @@
-"""One Hugging Face VLM behind one adapter: decoder layer names, hand-built or processor inputs, the image-token mask.
+"""One Hugging Face VLM behind one adapter: decoder layer names, hand-built or processor inputs, the visual-token mask.
 
     vlm = load_vlm("HuggingFaceTB/SmolVLM-256M-Instruct")      # or a local folder; family guessed
     inputs = vlm.build_inputs([[img]], ["<image> a red circle"])  # one list of images per text
+    inputs = vlm.build_inputs([[]], ["<video> what moved?"], videos=[[clip]])  # video families
     out, cache = vlm.run_with_cache(inputs, layers=[0, -1])      # studio.capture.activations.ActivationCache
 
-Inputs are built by the checkpoint's processor when it has one (real checkpoints), else by hand from
-the tokenizer (the tiny random models of `studio.capture.hf.tiny`). Images are numpy arrays HxW or
-HxWxC with values in [0, 1]. `VLMAdapter` satisfies `studio.capture.activations.LayerAdapter`, which
-is how the capture code reads layer indices and the modality mask without importing this package.
+What differs between families (token layout, mask, layers, pixel packing) is asked of `vlm.spec`, the
+family's class in `studio/capture/hf/vlms/`. Inputs are built by the checkpoint's processor when it has
+one (real checkpoints), else by hand from the tokenizer (the tiny random models of
+`studio.capture.hf.tiny`). Images are numpy arrays HxW or HxWxC, videos TxHxW or TxHxWxC, in [0, 1].
+`VLMAdapter` satisfies `studio.capture.activations.LayerAdapter`, which is how the capture code reads
+layer indices and the modality mask without importing this package.
 """
 
 from __future__ import annotations
@@ -22,57 +25,16 @@ import numpy as np
 import torch
 
 from studio.capture import activations
-from studio.capture.hf.families import (
-    _IDEFICS_AROUND,
-    _IDEFICS_GLOBAL,
-    _LAYERS,
-    _QWEN_END,
-    _QWEN_PAD,
-    _QWEN_START,
-    IMAGE,
-    _check_family,
-    _model_class,
-    family_of,
-)
-from studio.errors import PathError
-
-# --- images -------------------------------------------------------------------------------------------
+from studio.capture.hf.family import IMAGE, VIDEO, Family
+from studio.capture.hf.images import _keep_blank_images, _to_chw, _to_pil, _to_thwc  # noqa: F401  (studio.hf names)
+from studio.capture.hf.registry import check_family, family_class, family_for, model_class, video_families
+from studio.errors import ParameterError, PathError
 
 
-def _to_chw(image, size: tuple[int, int] | None) -> torch.Tensor:
-    """HxW or HxWxC array in [0, 1] -> (3, h, w) float tensor, resized (bilinear) to `size`."""
-    a = torch.as_tensor(np.asarray(image, dtype=np.float32))
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3:
-        raise ValueError(f"an image must be HxW or HxWxC, got shape {tuple(a.shape)}")
-    a = a.permute(2, 0, 1)
-    if a.shape[0] == 1:
-        a = a.expand(3, -1, -1)
-    elif a.shape[0] == 4:
-        a = a[:3]
-    if size is not None and tuple(a.shape[1:]) != tuple(size):
-        a = torch.nn.functional.interpolate(a[None], size=size, mode="bilinear", align_corners=False)[0]
-    return a.contiguous()
-
-
-def _to_pil(image):
-    from PIL import Image
-
-    a = np.asarray(image, dtype=np.float32)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    return Image.fromarray((np.clip(a[..., :3], 0, 1) * 255).round().astype(np.uint8))
-
-
-def _keep_blank_images(pixel_values: torch.Tensor, counts: list[int]) -> None:
-    """Idefics3 drops every image whose normalised pixels are all 0 as batch padding, so a uniform
-    mid-grey image (a "blanked" demonstration) would vanish and break the token count: nudge one
-    pixel of such real images by 1e-6. pixel_values: (batch, max images, 3, H, W), in place."""
-    for i, k in enumerate(counts):
-        for j in range(k):
-            if not torch.any(pixel_values[i, j]):
-                pixel_values[i, j, 0, 0, 0] = 1e-6
+def _fill(text: str, placeholder: str, parts: list[str]) -> str:
+    """text with its k-th `placeholder` replaced by parts[k]."""
+    pieces = text.split(placeholder)
+    return pieces[0] + "".join(part + rest for part, rest in zip(parts, pieces[1:]))
 
 
 # --- the adapter ----------------------------------------------------------------------------------------
@@ -82,8 +44,9 @@ def _keep_blank_images(pixel_values: torch.Tensor, counts: list[int]) -> None:
 class VLMAdapter:
     """What studio needs to know about one Hugging Face VLM.
 
-    model: the HF model (eval mode). family: one of FAMILIES. tokenizer: its tokenizer.
+    model: the HF model (eval mode). family: a name of `studio.hf.families()`. tokenizer: its tokenizer.
     processor: its processor, or None (then inputs are built by hand, as for the tiny models).
+    spec: the family's `Family` instance bound to the model's config (layout, mask, layers, controls).
     """
 
     model: Any
@@ -93,12 +56,16 @@ class VLMAdapter:
     mean: float = 0.5  # pixel normalisation for hand-built inputs
     std: float = 0.5
     extra: dict = field(default_factory=dict)
+    spec: Family = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.spec = family_class(self.family)(self.model.config)
 
     # layers
     @property
     def layers_path(self) -> str:
         """Module name of the text decoder's ModuleList of layers (e.g. model.language_model.layers)."""
-        path = _LAYERS[self.family]
+        path = self.spec.layers
         names = dict(self.model.named_modules())
         if path in names:
             return path
@@ -140,63 +107,64 @@ class VLMAdapter:
     # tokens
     @property
     def image_token(self) -> str:
-        return _QWEN_PAD if self.family == "qwen2_vl" else IMAGE
+        return self.spec.image_token
 
     @property
     def image_token_id(self) -> int:
-        cfg = self.model.config
-        for key in ("image_token_id", "image_token_index"):
-            if getattr(cfg, key, None) is not None:
-                return int(getattr(cfg, key))
-        return int(self.tokenizer.convert_tokens_to_ids(self.image_token))
+        found = self.spec.image_token_id
+        return int(self.tokenizer.convert_tokens_to_ids(self.image_token)) if found is None else found
 
     def modality_mask(self, inputs) -> torch.Tensor:
-        """(batch, seq) bool, True at image-token positions (the visual tokens the LLM sees)."""
-        return inputs["input_ids"] == self.image_token_id
+        """(batch, seq) bool, True at the visual-token positions the LLM sees (image, and video tokens
+        for video families); not the markers around them (`<|vision_start|>`, `[IMG_BREAK]`, ...)."""
+        return self.spec.modality_mask(inputs["input_ids"])
 
     @property
     def image_size(self) -> tuple[int, int]:
-        v = self.model.config.vision_config
-        s = getattr(v, "image_size", None) or self.extra.get("image_size", 2 * v.patch_size * v.spatial_merge_size)
+        """(H, W) every image is resized to for hand-built inputs."""
+        s = self.extra.get("image_size") or self.spec.default_image_size()
         return (s, s) if isinstance(s, int) else tuple(s)
 
     @property
     def tokens_per_image(self) -> int:
         """Image tokens one image becomes for hand-built inputs."""
-        v = self.model.config.vision_config
-        h, w = self.image_size
-        grid = (h // v.patch_size) * (w // v.patch_size)
-        if self.family == "llava":
-            return grid + (self.model.config.vision_feature_select_strategy == "full")
-        if self.family == "paligemma":
-            return grid
-        if self.family == "idefics3":
-            return grid // self.model.config.scale_factor**2
-        return grid // v.spatial_merge_size**2
+        return self.spec.tokens_per_image(self.image_size)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def build_inputs(
-        self, images: Sequence[Sequence[np.ndarray]], texts: Sequence[str], *, padding_side: str = "right"
+        self,
+        images: Sequence[Sequence[np.ndarray]],
+        texts: Sequence[str],
+        *,
+        videos: Sequence[Sequence[np.ndarray]] | None = None,
+        padding_side: str = "right",
+        image_size: tuple[int, int] | None = None,
     ) -> dict:
         """Tokenised batch with pixel values: images[i] are the images of texts[i], in the order of
-        its "<image>" placeholders. Returns a dict for model(**inputs) (input_ids (batch, seq),
-        attention_mask (batch, seq), pixel values in the family's layout), on the model's device."""
-        if len(images) != len(texts):
-            raise ValueError(f"{len(images)} image lists for {len(texts)} texts")
-        for imgs, text in zip(images, texts):
+        its "<image>" placeholders; videos[i] (video families) its videos, (T, H, W) or (T, H, W, C)
+        arrays in [0, 1], in the order of its "<video>" placeholders. image_size: (H, W) hand-built inputs
+        resize images and frames to instead of `self.image_size` (dynamic-resolution families, see
+        `Family.frame_side`; processors resize by their own settings). Returns a dict for model(**inputs)
+        (input_ids (batch, seq), attention_mask (batch, seq), pixel values in the family's layout), on
+        the model's device."""
+        videos = [[] for _ in texts] if videos is None else videos
+        if len(images) != len(texts) or len(videos) != len(texts):
+            raise ValueError(f"{len(images)} image lists and {len(videos)} video lists for {len(texts)} texts")
+        for imgs, vids, text in zip(images, videos, texts):
             if text.count(IMAGE) != len(imgs):
                 raise ValueError(f"text has {text.count(IMAGE)} {IMAGE} placeholders for {len(imgs)} images: {text!r}")
+            if text.count(VIDEO) != len(vids):
+                raise ValueError(f"text has {text.count(VIDEO)} {VIDEO} placeholders for {len(vids)} videos: {text!r}")
+        if any(videos) and not self.spec.video:
+            raise ParameterError(f"{self.family} takes no video; video families: {', '.join(video_families())}")
         if self.processor is not None:
-            out = self._processor_inputs(images, texts, padding_side)
+            out = self._processor_inputs(images, texts, padding_side, videos, image_size)
         else:
-            out = self._manual_inputs(images, texts, padding_side)
-        if self.family == "idefics3" and "pixel_values" in out:
-            _keep_blank_images(out["pixel_values"], [len(imgs) for imgs in images])
-        if self.family == "qwen2_vl" and "mm_token_type_ids" not in out:
-            out["mm_token_type_ids"] = (out["input_ids"] == self.image_token_id).long()
+            out = self._manual_inputs(images, texts, padding_side, videos, tuple(image_size or self.image_size))
+        out = self.spec.finish(out, [len(imgs) for imgs in images])
         dtype = next(self.model.parameters()).dtype  # pixel values in the model's dtype (bf16 on a GPU)
         return {
             k: (
@@ -209,62 +177,38 @@ class VLMAdapter:
             for k, v in out.items()
         }
 
-    def _processor_inputs(self, images, texts, padding_side):
-        texts = list(texts)
-        if self.family == "qwen2_vl":
-            texts = [t.replace(IMAGE, _QWEN_START + _QWEN_PAD + _QWEN_END) for t in texts]
+    def _processor_inputs(self, images, texts, padding_side, videos, size):
+        texts = self.spec.processor_texts(list(texts))
+        if any(videos):  # (T, H, W, 3) uint8 frames, the layout video processors take
+            clips = [(np.clip(_to_thwc(v), 0, 1) * 255).round().astype(np.uint8) for vs in videos for v in vs]
+            kw = {"videos": clips, **(self.spec.video_processor_kwargs(tuple(size)) if size else {})}
+        else:
+            kw = {}
         flat = [_to_pil(im) for imgs in images for im in imgs]
         tok = getattr(self.processor, "tokenizer", self.tokenizer)
         tok.padding_side = padding_side
-        if self.family == "idefics3":  # Idefics3's processor wants one list of images per text
+        if self.spec.nested_images:  # e.g. Idefics3's processor wants one list of images per text
             pil = [[_to_pil(im) for im in imgs] for imgs in images]
-            return dict(self.processor(text=texts, images=pil if flat else None, return_tensors="pt", padding=True))
-        return dict(self.processor(text=texts, images=flat or None, return_tensors="pt", padding=True))
+            return dict(
+                self.processor(text=texts, images=pil if flat else None, return_tensors="pt", padding=True, **kw)
+            )
+        return dict(self.processor(text=texts, images=flat or None, return_tensors="pt", padding=True, **kw))
 
-    def _manual_inputs(self, images, texts, padding_side):
-        n = self.tokens_per_image
-        if self.family == "llava":
-            expand = IMAGE * n
-        elif self.family == "idefics3":
-            expand = _IDEFICS_AROUND + _IDEFICS_GLOBAL + IMAGE * n + _IDEFICS_AROUND
-        else:
-            expand = _QWEN_START + _QWEN_PAD * n + _QWEN_END
+    def _manual_inputs(self, images, texts, padding_side, videos, size):
         self.tokenizer.padding_side = padding_side
-        if self.family == "paligemma":  # image tokens first, then BOS, the text and a newline
-            bos = self.tokenizer.bos_token
-            texts = [IMAGE * (n * t.count(IMAGE)) + bos + " ".join(t.replace(IMAGE, " ").split()) + "\n" for t in texts]
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        else:
-            enc = self.tokenizer([t.replace(IMAGE, expand) for t in texts], return_tensors="pt", padding=True)
+        clips = [
+            [torch.stack([(_to_chw(f, size) - self.mean) / self.std for f in _to_thwc(v)]) for v in vs] for vs in videos
+        ]
+        texts = [_fill(t, VIDEO, [self.spec.expand_video(len(c), size) for c in cs]) for t, cs in zip(texts, clips)]
+        texts, specials = self.spec.manual_texts(list(texts), size, self.tokenizer.bos_token)
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=specials)
         out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-        pics = [[(_to_chw(im, self.image_size) - self.mean) / self.std for im in imgs] for imgs in images]
-        if not any(pics):
-            return out
-        if self.family in ("llava", "paligemma"):
-            out["pixel_values"] = torch.stack([p for ps in pics for p in ps])
-        elif self.family == "idefics3":
-            # (batch, max images, 3, H, W); all-zero padding images are dropped by the model
-            most = max(len(ps) for ps in pics)
-            pv = torch.zeros(len(pics), most, 3, *self.image_size)
-            pm = torch.zeros(len(pics), most, *self.image_size, dtype=torch.bool)
-            for i, ps in enumerate(pics):
-                for j, p in enumerate(ps):
-                    pv[i, j], pm[i, j] = p, True
-            out["pixel_values"], out["pixel_attention_mask"] = pv, pm
-        else:
-            flat, grids = zip(*(self._qwen_patches(p) for ps in pics for p in ps))
-            out["pixel_values"], out["image_grid_thw"] = torch.cat(flat), torch.tensor(grids)
+        pics = [[(_to_chw(im, size) - self.mean) / self.std for im in imgs] for imgs in images]
+        if any(pics):
+            out.update(self.spec.pack_pixels(pics, size))
+        if any(clips):
+            out.update(self.spec.pack_videos(clips, size))
         return out
-
-    def _qwen_patches(self, chw: torch.Tensor):
-        """(3, H, W) -> ((h*w, 3*T*p*p) flattened patches, (1, h, w)): Qwen2-VL's patch layout."""
-        v = self.model.config.vision_config
-        p, m, t = v.patch_size, v.spatial_merge_size, v.temporal_patch_size
-        c, hh, ww = chw.shape
-        gh, gw = hh // p, ww // p
-        x = chw.reshape(c, gh // m, m, p, gw // m, m, p).permute(1, 4, 2, 5, 0, 3, 6)
-        x = x[:, :, :, :, :, None].expand(*x.shape[:5], t, p, p)
-        return x.reshape(gh * gw, c * t * p * p), (1, gh, gw)
 
     def run_with_cache(self, inputs, layers=None, **kw):
         """studio.capture.activations.run_with_cache on this model: layers are indices, names or None (all)."""
@@ -282,7 +226,7 @@ def run_with_cache(model_or_adapter, inputs, names_filter=None, **kw):
     if not isinstance(model, activations.LayerAdapter):
         try:
             model = adapter_for(model, load_text=False)
-        except ValueError:  # no VLM family: plain module names
+        except ValueError:  # no VLM family (ParameterError is a ValueError): plain module names
             pass
     return activations.run_with_cache(model, inputs, names_filter, **kw)
 
@@ -292,7 +236,7 @@ def adapter_for(
 ) -> VLMAdapter:
     """Wrap an already loaded HF VLM. Finds its tokenizer (and processor) from the model's
     `name_or_path` when not given and load_text=True; capture alone needs neither."""
-    family = _check_family(family) if family else family_of(model)
+    family = family_for(model, family).name  # a named family is checked against the model's model_type
     if tokenizer is None and processor is None and load_text:
         path = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
         if path:
@@ -358,13 +302,10 @@ def load_vlm(
         raise PathError(f"load_vlm: no such folder {path!r} (a local path; a Hub id looks like 'owner/name')")
     offline = _offline(path) if local_files_only is None else local_files_only
     config = AutoConfig.from_pretrained(path, local_files_only=offline)
-    found = family_of(config)
-    if family and _check_family(family) != found:
-        raise ValueError(f"{path} is a {found!r} model (model_type {config.model_type!r}), not {family!r}")
-    family = found
+    family = family_for(config, check_family(family) if family else None).name
     if dtype is not None:
         kw["dtype"] = dtype
-    model = _model_class(family).from_pretrained(path, local_files_only=offline, **kw)
+    model = model_class(family).from_pretrained(path, local_files_only=offline, **kw)
     if device is not None:
         model = model.to(device)
     tokenizer, processor = _load_text_side(path, offline)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from studio.capture.hf.adapter import VLMAdapter, load_vlm
-from studio.capture.hf.families import IMAGE, INTERLEAVED
+from studio.capture.hf.family import IMAGE
 
 
 def _shot_text(shot, template: str) -> str:
@@ -86,14 +86,17 @@ def hf_icl_predictor(
     """A predictor for studio.icl: a callable taking a list of episodes, returning one answer each.
 
     model_or_path: a hub id, a local folder, a loaded HF model or a VLMAdapter; family (one of
-    INTERLEAVED) is read from the config when None, and checked against it when given. Episodes are
+    studio.hf.INTERLEAVED) is read from the config when None, and checked against it when given. Episodes are
     duck-typed: `.demos` (shots with `.image`, `.question`, `.answer`), `.query` (its answer is never
     read) and optionally `.candidates`. With candidates, the answer is the candidate of highest
     summed log-likelihood; without, greedy generation of up to `max_new_tokens` tokens.
     """
     vlm = load_vlm(model_or_path, family=family if not isinstance(model_or_path, VLMAdapter) else None, **load_kw)
-    if vlm.family not in INTERLEAVED:
-        raise ValueError(f"{vlm.family} puts every image before the text: no interleaved ICL; use one of {INTERLEAVED}")
+    if not vlm.spec.interleaved:
+        from studio.capture.hf.registry import _load
+
+        ok = tuple(n for n, cls in sorted(_load().items()) if cls.interleaved)
+        raise ValueError(f"{vlm.family} puts every image before the text: no interleaved ICL; use one of {ok}")
     prompt_kw = {"template": template, "sep": sep}
 
     def predict(episodes) -> list[str]:

@@ -11,31 +11,20 @@ from pathlib import Path
 import torch
 
 from studio.capture.hf.adapter import VLMAdapter
-from studio.capture.hf.families import (
-    _IDEFICS_AROUND,
-    _IDEFICS_GLOBAL,
-    _QWEN_END,
-    _QWEN_PAD,
-    _QWEN_START,
-    IMAGE,
-    _check_family,
-    _model_class,
-)
+from studio.capture.hf.family import IMAGE
+from studio.capture.hf.registry import _load, check_family, family_class, model_class
 
-_SPECIALS = [
-    "<pad>",
-    "<s>",
-    "</s>",
-    "<unk>",
-    IMAGE,
-    _IDEFICS_AROUND,
-    _IDEFICS_GLOBAL,
-    _QWEN_START,
-    _QWEN_END,
-    _QWEN_PAD,
-    "<|video_pad|>",
-    "<end_of_utterance>",
-]
+_BASE = ["<pad>", "<s>", "</s>", "<unk>", IMAGE, "<end_of_utterance>"]
+
+
+def _specials() -> list[str]:
+    """Every special token some family's layout needs, in a fixed order (the base ones, then by family)."""
+    out = list(_BASE)
+    for name in sorted(_load()):
+        out += [t for t in family_class(name).specials if t not in out]
+    return out
+
+
 _WORDS = (
     "a an the is are of on in to and with this that what which who how many there question answer "
     "caption image picture digit number shape colour color left right above below next "
@@ -51,7 +40,8 @@ def tiny_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     chars = list("abcdefghijklmnopqrstuvwxyz0123456789") + list(".,:;?!'-_()")
-    vocab = {t: i for i, t in enumerate(_SPECIALS)}
+    specials = _specials()
+    vocab = {t: i for i, t in enumerate(specials)}
     for t in _WORDS + chars + ["##" + c for c in chars]:
         vocab.setdefault(t, len(vocab))
     tok = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=64))
@@ -61,14 +51,14 @@ def tiny_tokenizer():
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
     )
-    tok.add_special_tokens(_SPECIALS)
+    tok.add_special_tokens(specials)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
         eos_token="</s>",
         unk_token="<unk>",
         pad_token="<pad>",
-        extra_special_tokens=_SPECIALS[4:],
+        extra_special_tokens=specials[4:],
     )
 
 
@@ -76,10 +66,8 @@ def tiny_config(
     family: str, tokenizer=None, *, hidden: int = 64, layers: int = 2, image_size: int = 32, patch: int = 8
 ):
     """A tiny random config of `family`: text hidden 64, 2 layers, vision 32x32 with patch 8."""
-    import transformers as tf
-
     tokenizer = tokenizer or tiny_tokenizer()
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIALS}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _specials()}
     text = dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -101,85 +89,29 @@ def tiny_config(
         image_size=image_size,
         patch_size=patch,
     )
-    family = _check_family(family)
-    if family == "llava":
-        return tf.LlavaConfig(
-            text_config=tf.LlamaConfig(**text),
-            vision_config=tf.CLIPVisionConfig(**vision),
-            image_token_index=ids[IMAGE],
-            vision_feature_layer=-1,
-            image_seq_length=(image_size // patch) ** 2,
-            pad_token_id=ids["<pad>"],
-        )
-    if family == "paligemma":
-        return tf.PaliGemmaConfig(
-            text_config=tf.GemmaConfig(**text, head_dim=hidden // 4),
-            vision_config=tf.SiglipVisionConfig(**vision, projection_dim=hidden),
-            image_token_index=ids[IMAGE],
-            projection_dim=hidden,
-            pad_token_id=ids["<pad>"],
-        )
-    if family == "idefics3":
-        return tf.Idefics3Config(
-            text_config=tf.LlamaConfig(**text),
-            vision_config=tf.Idefics3VisionConfig(**vision),
-            scale_factor=2,
-            image_token_id=ids[IMAGE],
-            pad_token_id=ids["<pad>"],
-        )
-    head_dim = hidden // text["num_attention_heads"]
-    half = head_dim // 2  # the mrope sections must sum to head_dim / 2
-    sections = [half - 2 * (half // 3), half // 3, half // 3]
-    return tf.Qwen2VLConfig(
-        text_config=dict(**text, rope_parameters=dict(rope_type="default", mrope_section=sections, rope_theta=10000.0)),
-        # the vision tower's output width must equal the text hidden size
-        vision_config=dict(
-            depth=1,
-            embed_dim=32,
-            hidden_size=hidden,
-            num_heads=2,
-            patch_size=patch,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            in_channels=3,
-            mlp_ratio=2,
-        ),
-        image_token_id=ids[_QWEN_PAD],
-        vision_start_token_id=ids[_QWEN_START],
-        vision_end_token_id=ids[_QWEN_END],
-        video_token_id=ids["<|video_pad|>"],
-        pad_token_id=ids["<pad>"],
-    )
+    return family_class(family).tiny_config(ids, text, vision, image_size=image_size, patch=patch)
 
 
 def tiny_processor(family: str, tokenizer, *, image_size: int = 32, patch: int = 8):
     """The family's real HF processor around the tiny tokenizer, sized for the tiny vision tower.
 
-    Only "llava" and "idefics3": Qwen2-VL's processor needs torchvision (a video processor), which
-    this environment lacks, and PaliGemma's adds its own prompt format.
+    Only families whose processor builds offline from parts (see `processor_families()`): the Qwen
+    processors need a video processor, which needs torchvision, which this environment lacks.
     """
-    import transformers as tf
+    proc = family_class(family).tiny_processor(tokenizer, image_size=image_size, patch=patch)
+    if proc is None:
+        raise ValueError(f"no tiny processor for {family!r}; only {', '.join(processor_families())}")
+    return proc
 
-    if family == "llava":
-        ip = tf.CLIPImageProcessor(
-            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-        )
-        return tf.LlavaProcessor(
-            image_processor=ip,
-            tokenizer=tokenizer,
-            patch_size=patch,
-            image_token=IMAGE,
-            vision_feature_select_strategy="default",
-            num_additional_image_tokens=1,
-        )
-    if family == "idefics3":
-        ip = tf.Idefics3ImageProcessor(
-            do_image_splitting=False, size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}
-        )
-        return tf.Idefics3Processor(
-            image_processor=ip, tokenizer=tokenizer, image_seq_len=(image_size // patch) ** 2 // 4
-        )
-    raise ValueError(f"no tiny processor for {family!r}; only llava and idefics3")
+
+def processor_families() -> tuple[str, ...]:
+    """Families whose real processor `tiny_processor` can build here (others get hand-built inputs)."""
+    import warnings
+
+    tok = tiny_tokenizer()
+    with warnings.catch_warnings():  # "requires torchvision ... falling back to the PIL processor"
+        warnings.simplefilter("ignore")
+        return tuple(n for n in sorted(_load()) if family_class(n).tiny_processor(tok, image_size=32, patch=8))
 
 
 def tiny_vlm(
@@ -187,15 +119,16 @@ def tiny_vlm(
 ) -> VLMAdapter:
     """A tiny random VLM of `family` (about 0.1-0.15 M parameters) with a locally built tokenizer.
 
-    With `path`, model and tokenizer (and with processor=True the family's real processor, llava
-    and idefics3 only) are saved there with save_pretrained; load back with `load_vlm(path)`.
+    With `path`, model and tokenizer (and with processor=True the family's real processor, for the
+    families of `processor_families()`) are saved there with save_pretrained; load back with `load_vlm(path)`.
     Returns the adapter of the in-memory model. Builds in well under a second.
     """
+    family = check_family(family)
     tokenizer = tiny_tokenizer()
     config = tiny_config(family, tokenizer, **config_kw)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = _model_class(family)(config).eval()
+        model = model_class(family)(config).eval()
     proc = None
     if processor:
         import warnings
