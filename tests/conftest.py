@@ -13,7 +13,16 @@ _SESSION_ROOT = tempfile.mkdtemp(prefix="studio-tests-")
 for _var, _sub in (("STUDIO_RUNS", "runs"), ("STUDIO_SWEEPS", "sweeps"), ("STUDIO_CACHE", "cache")):
     os.environ.setdefault(_var, os.path.join(_SESSION_ROOT, _sub))
 
+# Tests run many tiny forward passes in-process, one pytest worker per core (`make test`): one thread
+# each, not portable mode's two (two threads per worker on shared cores spin-wait, up to 50x slower for
+# a tiny model's step). Notebook kernels and subprocesses the tests start keep portable mode's count.
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
 from studio import paths  # noqa: E402
+
+torch.set_num_threads(1)
+threadpool_limits(1)
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
