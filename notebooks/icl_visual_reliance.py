@@ -27,7 +27,7 @@ symdpo_lr: float = 3e-4  # fine-tuning learning rate
 beta: float = 0.1  # DPO temperature
 eval_n: int = 600  # held-out episodes per evaluation set in the ablation
 hf_model: str | None = None  # hub id or local folder of an interleaved VLM (GPU machine); None = skip
-hf_family: str = "idefics3"  # its family for studio.hf (idefics3, llava, qwen2_vl)
+hf_family: str = "idefics3"  # its family: one of the interleaved families of studio.hf.families()
 hf_episodes: int = 200  # episodes per set for the VLM
 
 # %%

@@ -27,7 +27,9 @@ encoder_scenes: int = 1500  # clips the encoder is pretrained on
 projection: str = "umap"  # "umap" or "pca" (the smoke profile skips umap's compilation)
 projection_points: int = 200  # held-out clips per arm in the 2-D picture
 hf_model: str | None = None  # a Hugging Face VLM id or local folder to analyse the same way (GPU)
-hf_family: str | None = None  # llava / qwen2_vl / idefics3 / paligemma; None = from its config
+hf_family: str | None = (
+    None  # one of studio.hf.families() (twelve: llava, qwen2_5_vl, gemma3, ...); None = from its config
+)
 hf_scenes: int = 64  # clips shown to the HF VLM
 
 # %%
