@@ -62,8 +62,9 @@ class CellConfig:
     raw_frames: int = 32
     frame_size: int = 32
     digit_size: int = 8
-    needle_frames: int = 8
+    needle_frames: int = 8  # needle duration (1..raw_frames); a workload knob
     distractors: int = 2
+    events: int = 0  # event density of the ordering task (0: off); a workload knob, see studio.data.video
     train_videos: int = 6000  # size of the fixed bank of training videos (features cached)
     val_videos: int = 1024
     data_seed: int = 0  # which videos are in the banks
@@ -126,6 +127,7 @@ class CellConfig:
             distractors=self.distractors,
             tasks=self.tasks,
             task_weights=self.task_weights,
+            events=self.events,
         )
 
     def encoder(self) -> FrameEncoderConfig:
@@ -139,7 +141,7 @@ def check_config(config: dict) -> None:
     message names the key). Builds no model and draws no random number."""
     try:
         cfg = CellConfig.from_dict(dict(config))
-        cfg.video()  # the task mix, needle and digit sizes
+        cfg.video()  # the task mix and the workload knobs (needle_frames, digit_size, events) with their ranges
         if cfg.token_strategy not in TOKEN_STRATEGIES:
             raise ValueError(f"token_strategy must be one of {list(TOKEN_STRATEGIES)}, got {cfg.token_strategy!r}")
         if cfg.frame_strategy not in FRAME_STRATEGIES:

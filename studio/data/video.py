@@ -7,7 +7,8 @@ placement in time and space answers one question. Annotations come from the need
 Tasks (question -> answer word):
 - retrieval: one digit shown for `needle_frames` consecutive frames -> which digit (too few frames miss it);
 - spatial:   two different digits side by side for `needle_frames` frames -> the left one (needs tokens);
-- ordering:  two different digits at two disjoint times -> the one that came first;
+- ordering:  two different digits at two disjoint times -> the one that came first (with `events` = n:
+             n different digits one after another, each for frames // (2n) frames -> the first);
 - counting:  one digit flashed k times (k in 1..max_count), each for needle_frames // 2 frames -> k;
 - motion:    a digit on screen all along, moving linear / curved / circular / bounce -> the motion word.
 
@@ -16,6 +17,14 @@ description with its own numpy Generator, and `render` paints any subset of fram
 with vectorised numpy (no loop over frames or pixels), so a model that sees T of F frames only pays for
 T. `render(..., labels=True)` also returns, per frame, which digit (or none) covers each cell of a
 `label_grid` x `label_grid` grid: the target the frame encoder is pretrained on.
+
+Workload knobs (studio.studies.workload_optimum moves each one alone): `needle_frames` (how long a
+needle stays on screen, 1..frames: from 1/F of the video to all of it), `digit_size` (the object's side
+in pixels, 1..size // 2 so that two digits fit side by side; size // label_grid pixels is one grid cell)
+and `events` (Event-Bench's event density: 0 keeps each task's own layout; n >= 1 turns the ordering
+question into n events, which a model can only order if it sees enough of them). A value the generator
+cannot draw raises studio.errors.ParameterError naming the knob and its valid range. With every knob
+at its default the videos are the ones this module always made (tests pin their bytes).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import numpy as np
 
 from studio.config import from_dict
 from studio.data.digits import DIGIT_WORDS, split_digits
+from studio.errors import ParameterError
 
 TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
 MOTIONS = ("linear", "curved", "circular", "bounce")
@@ -58,6 +68,7 @@ class VideoConfig:
     tasks: tuple[str, ...] = ("retrieval", "spatial")
     task_weights: tuple[float, ...] | None = None  # None: equal mix
     label_grid: int = 8  # pretraining labels: which digit covers each cell of this grid
+    events: int = 0  # event density: 0 = each task's own layout; n >= 1 = the ordering task shows n events
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -68,17 +79,24 @@ class VideoConfig:
             raise ValueError(f"unknown tasks {bad}; valid: {list(TASKS)}")
         if self.task_weights is not None and (len(self.task_weights) != len(self.tasks) or min(self.task_weights) < 0):
             raise ValueError("task_weights needs one non-negative weight per task")
-        if not 1 <= self.needle_frames <= self.frames:
-            raise ValueError(f"needle_frames must be in 1..frames, got {self.needle_frames}")
-        if 2 * self.digit_size > self.size:
-            raise ValueError("two digits must fit side by side: 2 * digit_size <= size")
+        _in_range("needle_frames", self.needle_frames, 1, self.frames, "frames a needle stays on screen")
+        _in_range("digit_size", self.digit_size, 1, self.size // 2, "pixels; two digits must fit side by side")
+        _in_range("events", self.events, 0, min(10, self.frames // 2), "0: off; distinct digits, >= 1 frame each")
+        if self.events and "ordering" not in self.tasks:
+            raise ParameterError(f"events={self.events} changes the ordering task, which is not in tasks {self.tasks}")
         if self.size % self.label_grid:
             raise ValueError("label_grid must divide size")
         slots = self.frames // max(1, self.needle_frames // 2)
         if "counting" in self.tasks and (slots + 1) // 2 < self.max_count:
             raise ValueError(f"counting: {self.max_count} separated flashes do not fit in {self.frames} frames")
-        if "ordering" in self.tasks and 2 * self.needle_frames > self.frames:
+        if "ordering" in self.tasks and not self.events and 2 * self.needle_frames > self.frames:
             raise ValueError("ordering: two needles must fit one after the other")
+
+    @property
+    def event_frames(self) -> int:
+        """Frames each ordering event stays on screen: with `events` = n, half the video holds the n
+        events whatever n is, so density changes how many events there are, not how much is on screen."""
+        return self.frames // (2 * self.events) if self.events else self.needle_frames
 
     @classmethod
     def from_dict(cls, d: dict) -> VideoConfig:
@@ -89,6 +107,12 @@ class VideoConfig:
         d["tasks"] = list(self.tasks)
         d["task_weights"] = None if self.task_weights is None else list(self.task_weights)
         return d
+
+
+def _in_range(knob: str, value, lo: int, hi: int, meaning: str) -> None:
+    """Refuse a knob value the generator cannot draw, naming the knob and its valid range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ParameterError(f"{knob} must be an integer in {lo}..{hi} ({meaning}), got {value!r}")
 
 
 @lru_cache(maxsize=8)
@@ -119,7 +143,7 @@ def sample_specs(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "trai
     pool, by_class = _digit_pool(split, cfg.digit_size)
     F, W, ds, d = cfg.frames, cfg.size, cfg.digit_size, cfg.needle_frames
     S = 4 if "counting" in cfg.tasks else 2
-    S = max(S, cfg.max_count if "counting" in cfg.tasks else 0)
+    S = max(S, cfg.max_count if "counting" in cfg.tasks else 0, cfg.events)
     weights = np.ones(len(cfg.tasks)) if cfg.task_weights is None else np.asarray(cfg.task_weights)
     weights = weights / weights.sum()
     task_ids = np.array([TASKS.index(t) for t in cfg.tasks])
@@ -170,12 +194,18 @@ def sample_specs(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "trai
             put(1, int(c), start, start + d, (r.integers(W // 2, hi + 1), ys[1]))
             out["answer"][b] = a
         elif task == "ordering":
-            a, c = r.choice(10, size=2, replace=False)
-            s1 = int(r.integers(0, F - 2 * d + 1))
-            s2 = int(r.integers(s1 + d, F - d + 1))
-            put(0, int(a), s1, s1 + d, r.integers(0, hi + 1, size=2))
-            put(1, int(c), s2, s2 + d, r.integers(0, hi + 1, size=2))
-            out["answer"][b] = a
+            # n different digits, each on screen for `dur` frames, one after another: each start is drawn
+            # between the previous end and the latest start that leaves room for the rest. With events
+            # off (n = 2, dur = needle_frames) these are the draws the two-needle layout always made.
+            n, dur = (cfg.events, cfg.event_frames) if cfg.events else (2, d)
+            digits = r.choice(10, size=n, replace=False)
+            starts, lo = [], 0
+            for i in range(n):
+                starts.append(int(r.integers(lo, F - (n - i) * dur + 1)))
+                lo = starts[-1] + dur
+            for i in range(n):
+                put(i, int(digits[i]), starts[i], starts[i] + dur, r.integers(0, hi + 1, size=2))
+            out["answer"][b] = digits[0]
         elif task == "counting":
             dur = max(1, d // 2)
             k = int(r.integers(1, cfg.max_count + 1))

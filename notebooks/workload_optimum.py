@@ -1,0 +1,222 @@
+# %% [markdown]
+# # Where the optimum moves: the best frames/tokens split as a function of the workload
+#
+# Opt-Visor derives one optimal number of frames T* for a visual budget T*M, and the visual-context
+# notebook reproduces an interior optimum for one synthetic workload. But the optimum belongs to the
+# workload as much as to the model: a needle on screen for 2 of 32 frames needs more frames than one on
+# screen for 16, a small digit needs more tokens per frame than a large one, and Event-Bench argues that
+# event-dense videos defeat the few-frame shortcut. This notebook moves one knob of the synthetic video
+# generator at a time (needle duration, digit size, event density), trains the tiny video-LM on two budget
+# lines for each value (sweep `experiments/sweeps/workload_optimum.yaml`), fits a law L(T, M) per workload,
+# follows T* across the knob, fits one law T* = G(w) budget^a(w) across workloads and checks it on knob
+# values it never saw, and says which claims the small-scale runs support.
+
+# %% tags=["parameters"]
+seed: int = 0  # seeds the notebook and the bootstraps; each cell's seeds come from the sweep config
+sweep_profile: str = "default"  # profile of experiments/sweeps/workload_optimum.yaml to run or load
+launcher: str = "local"  # "local" (this machine) or "submitit"
+workers: int | None = None  # local launcher: banks and cells built at once (None: the sweep profile's)
+laws: list[str] = ["additive", "multiplicative", "kaplan"]  # families compared per workload (studio.scaling)
+budgets: list[int] = [16, 32]  # the budget lines T*M of the sweep, where T* is read
+held_out: dict = {"needle_frames": [4], "events": [4]}  # knob values kept out of the workload law, then predicted
+n_bootstrap: int = 200  # bootstrap resamples per workload law (bands of T* and of the token gain)
+min_line_cells: int = 3  # a budget line is drawn when it holds at least this many cells
+
+# %%
+import numpy as np
+
+import studio
+from studio.figures import figure, save_figure, save_table
+from studio.studies import visual_context as vc
+from studio.studies import workload_optimum as wo
+from studio.verdicts import save_verdicts
+
+studio.seed_everything(seed)
+runs = wo.run_cells(sweep_profile, launcher=launcher, workers=workers)
+table = wo.results_table(runs)
+spread = wo.seed_spread(table)  # the noise each metric shows between seeds: what --check tolerates
+save_table(
+    table,
+    "workload_optimum_results",
+    tolerance=vc.tolerance(table, spread),
+    caption="One row per trained cell: workload knobs, frames, tokens per frame, seed, held-out loss and accuracy.",
+)
+series = {knob: wo.knob_series(table, knob) for knob in wo.KNOBS}
+print(vc.describe_runs(runs, table))
+table.groupby(["needle_frames", "digit_size", "events"]).size().rename("cells").to_frame()
+
+# %% [markdown]
+# ## Budget lines for every knob value
+# One row of panels per knob, one panel per budget T*M: held-out loss against T (M = budget / T), mean and
+# seed range, one colour per knob value; circled, the best cell on the line. The visual-context workload
+# (needle 8 of 32 frames, 8-pixel digits) is a value of the first two rows.
+
+# %%
+lines = wo.lines_table(series, min_line_cells)
+fig, axes = figure(len(budgets), len(wo.KNOBS), aspect=0.8, squeeze=False)
+for row, knob in zip(axes, wo.KNOBS):
+    for ax, budget in zip(row, budgets):
+        part = lines[(lines["knob"] == knob) & (lines["budget"] == budget)]
+        for k, (value, g) in enumerate(part.groupby("value")):
+            err = [g["mean"] - g["min"], g["max"] - g["mean"]]
+            ax.errorbar(g["frames"], g["mean"], yerr=err, marker="o", ms=3, color=f"C{k}", capsize=2, label=f"{value}")
+            best = g[g["best"]]
+            ax.scatter(best["frames"], best["mean"], s=60, facecolor="none", edgecolor=f"C{k}", lw=1.2)
+        ax.set(xscale="log", title=f"{knob}, T*M = {budget}", xlabel="frames T", ylabel="held-out loss")
+        ax.set_xticks([1, 2, 4, 8, 16, 32], labels=[1, 2, 4, 8, 16, 32])
+        ax.minorticks_off()
+        ax.title.set_fontsize(7)
+        if len(part):
+            ax.legend(fontsize=5, title=knob, title_fontsize=5)
+save_figure(
+    fig,
+    "workload_optimum_lines",
+    lines if not lines.empty else table,
+    tolerance=vc.tolerance(lines if not lines.empty else table, spread),
+    caption="Held-out loss along each budget line for every value of each workload knob (circled: the line's best split).",
+)
+
+# %% [markdown]
+# ## T* against each knob
+# Per workload the law family `studio.scaling.compare` prefers is fitted to its cells (seeds as separate
+# points) and T* is the split it predicts best on each budget line, with a bootstrap band; open markers are
+# the best measured cell of each line. Where a workload has too few cells for any law, T* is its best cell.
+# A workload no cell learned (best accuracy within `LEARNED_MARGIN` of chance) has no optimum and is not drawn;
+# the table below says which (column `learned`).
+
+# %%
+optima = wo.optima_table(series, laws, budgets, n_bootstrap, seed)
+fig, axes = figure(len(wo.KNOBS), aspect=0.9, squeeze=False)
+for ax, knob in zip(axes[0], wo.KNOBS):
+    for k, budget in enumerate(budgets):
+        o = optima[(optima["knob"] == knob) & (optima["budget"] == budget) & optima["learned"]].sort_values("value")
+        ax.plot(o["value"], o["frames_opt"], marker="o", color=f"C{k}", label=f"T*M = {budget}")
+        ax.fill_between(o["value"], o["frames_ci_low"], o["frames_ci_high"], color=f"C{k}", alpha=0.2, lw=0)
+        best = lines[(lines["knob"] == knob) & (lines["budget"] == budget) & lines["best"]]
+        ax.scatter(best["value"], best["frames"], marker="s", s=25, facecolor="none", edgecolor=f"C{k}")
+    ax.set(yscale="log", ylabel="T* (frames at the optimum)", ylim=(0.7, 45))
+    ax.set_yticks([1, 2, 4, 8, 16, 32], labels=[1, 2, 4, 8, 16, 32])
+    wo.knob_axis(ax, series[knob]["value"], wo.KNOBS[knob].label)
+    ax.legend(fontsize=6)
+save_figure(
+    fig,
+    "workload_optimum_tstar",
+    optima,
+    caption="Optimal frames T* on each budget line against needle duration, digit size and event density, with bootstrap bands.",
+)
+optima.round(3)
+
+# %% [markdown]
+# ## How much tokens per frame are worth
+# Left: measured, the share of the loss saved by 16 instead of 4 tokens per frame at the same T (T = 4,
+# seed range), for the digit sizes (the cells the size knob adds). Right: from each workload's law, the share
+# saved by doubling M at the middle of its grid (bootstrap interval), for every knob. If small objects need
+# spatial detail, both grow as the digit shrinks.
+
+# %%
+pairs = wo.token_pairs(series["digit_size"])
+gains = optima.drop_duplicates(["knob", "value"])
+fig, axes = figure(2, 2, aspect=0.8)
+axes = axes.ravel()
+err = [pairs["mean"] - pairs["min"], pairs["max"] - pairs["mean"]]
+axes[0].errorbar(pairs["value"], pairs["mean"], yerr=err, marker="s", color="C3", capsize=2)
+axes[0].set(ylabel="loss saved, 16 vs 4 tokens", title="measured")
+wo.knob_axis(axes[0], series["digit_size"]["value"], wo.KNOBS["digit_size"].label)
+for ax, knob in zip(axes[1:], wo.KNOBS):
+    g = gains[gains["knob"] == knob].sort_values("value")
+    err = [g["token_gain"] - g["token_gain_ci_low"], g["token_gain_ci_high"] - g["token_gain"]]
+    ax.errorbar(g["value"], g["token_gain"], yerr=err, marker="o", color="C0", capsize=2)
+    ax.set(ylabel="loss saved by doubling M", title="fitted law")
+    wo.knob_axis(ax, series[knob]["value"], wo.KNOBS[knob].label)
+for ax in axes:
+    ax.axhline(0, color="0.5", lw=0.8, ls=":")
+    ax.title.set_fontsize(7)
+token_data = gains[["knob", "value", "w", "law", "token_gain", "token_gain_ci_low", "token_gain_ci_high"]]
+save_figure(
+    fig,
+    "workload_optimum_tokens",
+    token_data.merge(pairs.assign(knob="digit_size"), on=["knob", "value"], how="outer"),
+    caption="Share of the loss saved by more tokens per frame: measured at equal T for each digit size, and from each workload's law.",
+)
+
+# %% [markdown]
+# ## Event density and the few-frame shortcut
+# Accuracy on the ordering question ("which digit came first?") with one frame and with the best cell, and
+# the shortcut: the share of the best accuracy above chance that one frame already gets (seed range).
+
+# %%
+short = wo.shortcut(series["events"])
+fig, axes = figure(2)
+axes[0].plot(short["value"], short["acc_t1"], marker="o", color="C3", label="T = 1")
+axes[0].plot(short["value"], short["acc_best"], marker="s", color="C0", label="best cell")
+axes[0].axhline(wo.CHANCE, color="0.5", lw=0.8, ls=":")
+axes[0].set(ylabel="ordering accuracy", ylim=(0, 1.02))
+wo.knob_axis(axes[0], short["value"], wo.KNOBS["events"].label)
+axes[0].legend(fontsize=7)
+err = [short["mean"] - short["min"], short["max"] - short["mean"]]
+axes[1].errorbar(short["value"], short["mean"], yerr=err, marker="o", color="C2", capsize=2)
+axes[1].set(ylabel="shortcut (T = 1 share of best)")
+wo.knob_axis(axes[1], short["value"], wo.KNOBS["events"].label)
+save_figure(
+    fig,
+    "workload_optimum_shortcut",
+    short if not short.empty else series["events"],
+    caption="Ordering accuracy with one frame and with the best split, and the few-frame shortcut, against event density.",
+)
+short.round(3)
+
+# %% [markdown]
+# ## One law across workloads, checked on workloads it never saw
+# Per knob, T* = G(w) budget^a fitted on the optima above without the held-out knob values (log-linear in
+# log w and log budget), then asked for T* at the held-out values before their own optimum is looked at.
+# Points: predicted against measured T* (filled: held out; open: fitted); dotted, a factor of 2.
+
+# %%
+workload_laws, predicted = wo.law_table(optima, held_out)
+for knob in wo.KNOBS:
+    check = predicted[(predicted["knob"] == knob) & predicted["held_out"]]
+    print(wo.law_sentence(knob, workload_laws.get(knob), check))
+fig, ax = figure(aspect=0.9)
+for k, knob in enumerate(wo.KNOBS):
+    p = predicted[predicted["knob"] == knob]
+    for held, face in ((False, "none"), (True, f"C{k}")):
+        q = p[p["held_out"] == held]
+        err = [q["frames_opt"] - q["frames_ci_low"], q["frames_ci_high"] - q["frames_opt"]]
+        ax.errorbar(
+            q["frames_opt"],
+            q["predicted"],
+            xerr=err,
+            fmt="o",
+            mfc=face,
+            color=f"C{k}",
+            capsize=2,
+            ms=4,
+            label=f"{knob} ({'held out' if held else 'fitted'})" if len(q) else None,
+        )
+span = np.array([0.7, 40])
+ax.plot(span, span, color="0.4", lw=0.8)
+ax.plot(span, 2 * span, color="0.6", lw=0.6, ls=":")
+ax.plot(span, span / 2, color="0.6", lw=0.6, ls=":")
+ax.set(xscale="log", yscale="log", xlabel="measured T* (own cells)", ylabel="predicted T* (workload law)")
+ax.legend(fontsize=5)
+save_figure(
+    fig,
+    "workload_optimum_heldout",
+    predicted,
+    caption="T* predicted by the workload law against T* from each workload's own cells; held-out knob values filled.",
+)
+
+# %% [markdown]
+# ## Verdicts
+# Computed from the tables above by `studio.studies.workload_optimum` (thresholds are named constants there)
+# and published as `workload_optimum_verdicts`; a difference inside its band or seed spread is a tie.
+
+# %%
+save_verdicts(
+    [
+        wo.verdict_needle(optima[optima["knob"] == "needle_frames"]),
+        wo.verdict_size(pairs, optima[optima["knob"] == "digit_size"]),
+        wo.verdict_events(short),
+    ],
+    "workload_optimum",
+)

@@ -1,0 +1,346 @@
+"""The workload-optimum study: where the best frames/tokens split moves when the workload changes.
+
+    runs = run_cells("default")                           # experiments/sweeps/workload_optimum.yaml
+    table = results_table(runs)                           # one row per trained cell, knobs as columns
+    series = {k: knob_series(table, k) for k in KNOBS}    # the cells of one knob (others at the centre)
+    optima = optima_table(series, laws, [16, 32], 200)    # per knob value: T*(budget) with bands, token gain
+    laws, predicted = law_table(optima, {"events": [4]})  # T* = G(w) budget^a(w) without the held-out values
+    pairs = token_pairs(series["digit_size"])             # loss saved by 16 instead of 4 tokens at equal T
+    short = shortcut(series["events"])                    # Event-Bench's few-frame shortcut per density
+    save_verdicts([verdict_needle(...), verdict_size(pairs, ...), verdict_events(short)], "workload_optimum")
+
+Three knobs of studio.data.video, each moved alone around the visual-context workload (CENTRE: needle 8
+of 32 frames, 8-pixel digits, the retrieval + spatial mix): `needle_frames` (w = the needle's share of
+the video), `digit_size` (w = the digit's side in grid cells) and `events` (w = distinct events per
+video, with the spatial + ordering mix: "which digit came first?"). Per knob value a law L(T, M) is
+fitted with studio.scaling (family chosen by `compare`), giving T* on each budget line T*M with
+bootstrap bands; where no law can be fitted (too few cells) T* is the line's best cell, without a band.
+
+A verdict holds when the extreme knob values differ in the claimed direction. It is a tie when the
+difference does not clear its noise: T* bands that overlap at every budget, or a difference of seed
+means inside the larger seed range of the two (token gain, shortcut), or fewer than MIN_SEEDS seeds or
+MIN_VALUES knob values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from studio import paths
+from studio.analysis import scaling
+from studio.analysis.scaling.workload import WorkloadLaw, doubling_gain, fit_workload_law, held_out_check
+from studio.stats import LEVEL
+from studio.studies import visual_context as vc
+from studio.studies.workload_optimum.verdicts import (  # noqa: F401  (the notebook's verdicts)
+    CHANCE,
+    EVENT_BENCH,
+    LEARNED_MARGIN,
+    MIN_SEEDS,
+    MIN_VALUES,
+    OPT_VISOR,
+    verdict_events,
+    verdict_needle,
+    verdict_size,
+)
+
+SWEEP = "workload_optimum"  # experiments/sweeps/workload_optimum.yaml
+CENTRE = {"needle_frames": 8, "digit_size": 8, "events": 0}  # the visual-context workload
+HELD_OUT_FACTOR = 2.0  # a held-out prediction within this factor of the measured T* counts as validated
+
+
+@dataclass(frozen=True)
+class Knob:
+    label: str  # axis label
+    w_name: str  # the knob as the workload law's w
+    scale: str  # how w is computed from the knob's column: "per_frame", "per_cell" or "count"
+
+
+KNOBS = {
+    "needle_frames": Knob("needle on screen (frames of 32)", "needle_fraction", "per_frame"),
+    "digit_size": Knob("digit side (pixels; a grid cell is 4)", "object_cells", "per_cell"),
+    "events": Knob("events per video", "events", "count"),
+}
+KEYS = ["needle_frames", "digit_size", "events", "frames", "tokens_per_frame", "seed"]
+
+
+# ---------------------------------------------------------------- the sweep and its table
+def run_cells(profile="default", launcher="local", workers: int | None = None, progress=True) -> pd.DataFrame:
+    """The sweep's results; with the local launcher every feature bank is built first, `workers` at once."""
+    from studio.sweep import load_config, run_sweep
+
+    config = load_config(paths.SWEEP_CONFIGS / f"{SWEEP}.yaml", profile)
+    if launcher == "local":
+        prepare_banks(config, workers or config.workers)
+    return run_sweep(config, launcher=launcher, progress=progress, workers=workers)
+
+
+def _bank(cell: dict) -> None:
+    """Build (or find) the frozen encoder and feature bank a cell reads, on one thread."""
+    from studio.engine import CellConfig
+    from studio.models.frame_encoder import feature_bank
+    from studio.repro import cpu_threads
+
+    cfg = CellConfig.from_dict(cell)
+    with cpu_threads(1):
+        feature_bank(cfg.encoder(), cfg.video(), cfg.train_videos, cfg.val_videos, cfg.data_seed, log=lambda *_: None)
+
+
+def prepare_banks(config, workers: int = 1) -> int:
+    """Build every distinct bank of the sweep before its cells, `workers` at once, so that two cells never
+    wait on the same bank's lock (a new digit size also pretrains its encoder). Returns how many."""
+    from studio.sweep import expand
+
+    keys = ("digit_size", "needle_frames", "events", "tasks", "train_videos", "val_videos", "data_seed")
+    banks = {json.dumps({k: r.get(k) for k in keys}, sort_keys=True): r for r in expand(config)}
+    # the centre's bank first (it may pretrain the shared 8-pixel encoder), then the other digit sizes
+    order = sorted(banks.values(), key=lambda r: (any(r[k] != v for k, v in CENTRE.items()), r["digit_size"] == 8))
+    if workers <= 1 or len(order) <= 1:
+        for r in order:
+            _bank(r)
+        return len(order)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from studio.workers import die_with_parent
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        list(pool.map(_bank, order))
+    return len(order)
+
+
+def results_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: the knobs, T, M, seed, budget (T*M), val_loss, val_acc, per-task accuracy, seconds."""
+    tasks = vc.task_names(runs)
+    out = runs[[*KEYS, "token_strategy", "frame_strategy", "val_loss", "val_acc"]].copy()
+    for t in tasks:
+        out[f"val_acc_{t}"] = runs[f"val_acc_{t}"]
+    out["tasks"] = ["+".join(json.loads(t)) if isinstance(t, str) and t.startswith("[") else t for t in runs["tasks"]]
+    out["budget"] = out["frames"] * out["tokens_per_frame"]
+    out["seconds"] = runs["seconds"]
+    return out.sort_values(KEYS).reset_index(drop=True)
+
+
+def seed_spread(table: pd.DataFrame) -> dict[str, float]:
+    """The largest range over seeds of each metric in any cell (knobs, T, M): the noise a rerun shows,
+    what `studio figures --check` tolerates (with visual_context.tolerance mapping it onto a figure's columns)."""
+    cols = [c for c in table.columns if c.startswith(("val_loss", "val_acc"))]
+    cells = table.groupby(KEYS[:-1])[cols]
+    spread = (cells.max() - cells.min()).max()
+    return {c: float(v) for c, v in spread.items() if np.isfinite(v)}
+
+
+def knob_w(knob: str, values, frames: int = 32, cell_pixels: int = 4) -> np.ndarray:
+    """The workload law's w for knob values: needle share of the video, digit side in grid cells, events."""
+    v = np.asarray(values, float)
+    return {"per_frame": v / frames, "per_cell": v / cell_pixels, "count": v}[KNOBS[knob].scale]
+
+
+def knob_axis(ax, values, label: str) -> None:
+    """A log x axis ticked at the knob's values (its limits set from them, so that a panel whose points
+    are all NaN -- a workload without a law -- still draws)."""
+    v = sorted({float(x) for x in values})
+    ax.set(xscale="log", xlabel=label)
+    if v:
+        ax.set(xlim=(v[0] / 1.4, v[-1] * 1.4), xticks=v, xticklabels=[f"{x:g}" for x in v])
+        ax.minorticks_off()
+    ax.xaxis.label.set_fontsize(7)
+
+
+def knob_series(table: pd.DataFrame, knob: str) -> pd.DataFrame:
+    """Rows where only `knob` moves (the others at CENTRE), with columns `value` (the knob) and `w`.
+    The events series is events >= 1 (its own task mix); the other two include the centre workload."""
+    if knob not in KNOBS:
+        raise ValueError(f"unknown knob {knob!r}; knobs: {list(KNOBS)}")
+    mask = np.ones(len(table), bool)
+    for k, v in CENTRE.items():
+        if k != knob:
+            mask &= (table[k] == v).to_numpy()
+    if knob == "events":
+        mask &= (table["events"] >= 1).to_numpy()
+    out = table[mask].copy()
+    out["value"] = out[knob]
+    out["w"] = knob_w(knob, out[knob])
+    return out
+
+
+def budget_lines(series: pd.DataFrame, min_cells: int = 3) -> pd.DataFrame:
+    """visual_context.budget_lines per knob value (cells of each T*M line, the best, whether it is resolved)
+    with each cell's seed range (min, max) added; column `value` is the knob value."""
+    parts = []
+    for v, g in series.groupby("value"):
+        line = vc.budget_lines(g, min_cells=min_cells)
+        if not line.empty:
+            rng = vc.by_cell(vc.default_cells(g))[["frames", "tokens_per_frame", "min", "max"]]
+            parts.append(line.merge(rng, on=["frames", "tokens_per_frame"]).assign(value=v))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def lines_table(series: dict, min_cells: int = 3) -> pd.DataFrame:
+    """budget_lines of every knob's series in one table (column `knob` first)."""
+    parts = [budget_lines(s, min_cells).assign(knob=k) for k, s in series.items()]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=["knob", "value", "budget", "frames", "tokens_per_frame", "mean", "min", "max"])
+    out = pd.concat(parts, ignore_index=True)
+    return out[["knob", "value", *[c for c in out.columns if c not in ("knob", "value")]]]
+
+
+# ---------------------------------------------------------------- per workload: the law and its optimum
+def _fit(cells: pd.DataFrame, laws) -> tuple[str, scaling.Fit] | None:
+    """The law `compare` chooses for one workload's cells, or None when none can be fitted."""
+    x = ("frames", "tokens_per_frame")
+    n_points = len(cells[list(x)].drop_duplicates())
+    usable = [law for law in laws if n_points >= len(scaling.get_law(law.split("(")[0]).params)]
+    if not usable:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return scaling.choose(scaling.compare(cells, usable, x=x, y="val_loss", loo=len(cells) > 2))
+    except ValueError:
+        return None
+
+
+OPTIMA_COLUMNS = ["value", "w", "budget", "frames_opt", "frames_ci_low", "frames_ci_high", "at_boundary", "law"]
+OPTIMA_COLUMNS += ["token_gain", "token_gain_ci_low", "token_gain_ci_high", "learned"]
+
+
+def learned(cells: pd.DataFrame, col: str = "val_acc") -> bool:
+    """Whether a workload was learned: its best cell (mean over seeds of `col`) beats CHANCE + LEARNED_MARGIN."""
+    best = cells.groupby(["frames", "tokens_per_frame"])[col].mean().max()
+    return bool(best > CHANCE + LEARNED_MARGIN)
+
+
+def fit_optima(series, laws, budgets, n_bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
+    """Per knob value and budget (OPTIMA_COLUMNS): T* with its band, the law (or "best cell"), at_boundary,
+    and the law's token gain (doubling M at the grid's middle, scaling.workload.doubling_gain) with its
+    interval; without a law T* is the line's best measured cell, and band and gain are NaN. `learned`:
+    whether the workload was learned at all (`learned`); laws and verdicts use learned workloads only."""
+    rows = []
+    for value, cells in vc.default_cells(series).groupby("value"):
+        chosen, w, ok = _fit(cells, laws), float(cells["w"].iloc[0]), learned(cells)
+        if chosen is None:  # no law: the best measured cell of each line, no band
+            for budget, line in vc.by_cell(cells).groupby("visual_tokens"):
+                if float(budget) in map(float, budgets):
+                    best = line.loc[line["mean"].idxmin()]
+                    rows.append({"value": value, "w": w, "budget": float(budget), "frames_opt": float(best.frames)})
+                    rows[-1]["learned"] = ok
+            continue
+        label, best = chosen
+        boot = best.bootstrap(n_bootstrap, seed=seed)
+        front = scaling.allocation_frontier(best, budgets, bootstrap=boot, level=level)
+        mid = np.exp(np.log(cells[["frames", "tokens_per_frame"]].astype(float)).mean().to_numpy())
+        gain = doubling_gain(best.law, best.theta, mid, boot, which=1, level=level)
+        for r in front.itertuples():
+            rows.append(
+                dict(zip(OPTIMA_COLUMNS, [value, w, r.budget, r.frames_opt, r.frames_ci_low, r.frames_ci_high]))
+                | {"at_boundary": bool(r.at_boundary), "law": label, "learned": ok}
+                | dict(zip(OPTIMA_COLUMNS[-4:-1], gain))
+            )
+    out = pd.DataFrame(rows).reindex(columns=OPTIMA_COLUMNS)
+    out["law"] = out["law"].fillna("best cell")
+    return out
+
+
+def optima_table(series: dict, laws, budgets, n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
+    """fit_optima of every knob's series in one table (column `knob` first)."""
+    parts = [fit_optima(s, laws, budgets, n_bootstrap, seed).assign(knob=k) for k, s in series.items() if len(s)]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*OPTIMA_COLUMNS, "knob"])
+    return out[["knob", *OPTIMA_COLUMNS]]
+
+
+def workload_law(optima: pd.DataFrame, held_out=(), *, name: str = "w", vary_exponent: bool = False):
+    """T* = G(w) budget^a(w) fitted on one knob's values not in `held_out` (w is column "w", called `name`
+    in the law), and its check on those. Returns (law or None when the other values cannot pin it,
+    held-out table from held_out_check)."""
+    optima = optima.assign(**{name: optima["w"]})
+    held = optima["value"].isin(list(held_out))
+    try:
+        law = fit_workload_law(optima[~held], name, vary_exponent=vary_exponent)
+    except ValueError:
+        return None, pd.DataFrame()
+    check = held_out_check(law, optima[held], factor=HELD_OUT_FACTOR) if held.any() else pd.DataFrame()
+    return law, check
+
+
+def law_table(optima: pd.DataFrame, held_out: dict) -> tuple[dict, pd.DataFrame]:
+    """Per knob the workload law (fitted on the learned workloads but its `held_out` values) and, for every
+    optimum, the law's prediction (NaN without a law): columns of optima + held_out, predicted, log2_error,
+    within_factor."""
+    laws, parts = {}, []
+    for knob, opt in optima.groupby("knob", sort=False):
+        law, _ = workload_law(opt[opt["learned"].astype(bool)], held_out.get(knob, ()), name=KNOBS[knob].w_name)
+        laws[knob] = law
+        rows = opt.assign(held_out=opt["value"].isin(list(held_out.get(knob, ()))))
+        rows["predicted"] = law.predict(rows["w"], rows["budget"]) if law else np.nan
+        rows["log2_error"] = np.log2(rows["predicted"] / rows["frames_opt"])
+        rows["within_factor"] = rows["log2_error"].abs() <= np.log2(HELD_OUT_FACTOR)
+        parts.append(rows)
+    return laws, (pd.concat(parts, ignore_index=True) if parts else optima.assign(predicted=[], held_out=[]))
+
+
+def law_sentence(knob: str, law: WorkloadLaw | None, check: pd.DataFrame) -> str:
+    if law is None:
+        return f"{knob}: too few knob values or budgets outside the held-out ones to fit T* = G(w) budget^a(w)."
+    text = f"{knob}: {law.formula()} (fitted on w = {', '.join(f'{v:g}' for v in law.values)})"
+    if check.empty:
+        return text + "; no held-out workload in this profile."
+    hits = int(check["within_factor"].sum())
+    return text + (
+        f"; on the held-out workloads it predicted T* within a factor {HELD_OUT_FACTOR:g} at {hits} of "
+        f"{len(check)} budgets: "
+        + "; ".join(
+            f"{law.knob}={r.w:g}, T*M={r.budget:g}: predicted {r.predicted:.2g}, measured {r.frames_opt:.2g}"
+            for r in check.itertuples()
+        )
+        + "."
+    )
+
+
+# ---------------------------------------------------------------- what more tokens per frame buy
+def token_pairs(series: pd.DataFrame, m_low: int = 4, m_high: int = 16) -> pd.DataFrame:
+    """Per knob value, the share of the loss saved by m_high instead of m_low tokens per frame at the same
+    T, 1 - L(T, m_high) / L(T, m_low), per seed and averaged over the T measured with both. Columns value,
+    frames (the Ts used), mean, min, max (over seeds), n_seeds, learned; no row for a value without a pair."""
+    rows = []
+    for value, g in vc.default_cells(series).groupby("value"):
+        lo = g[g["tokens_per_frame"] == m_low].set_index(["frames", "seed"])["val_loss"]
+        hi = g[g["tokens_per_frame"] == m_high].set_index(["frames", "seed"])["val_loss"]
+        both = lo.index.intersection(hi.index)
+        if both.empty:
+            continue
+        gain = (1 - hi.loc[both] / lo.loc[both]).groupby(level="seed").mean()
+        Ts = ",".join(map(str, sorted({t for t, _ in both})))
+        rows.append([value, Ts, gain.mean(), gain.min(), gain.max(), len(gain), learned(g)])
+    return pd.DataFrame(rows, columns=["value", "frames", "mean", "min", "max", "n_seeds", "learned"])
+
+
+# ---------------------------------------------------------------- Event-Bench's few-frame shortcut
+def shortcut(series: pd.DataFrame, task: str = "ordering") -> pd.DataFrame:
+    """Per knob value: accuracy on `task` with one frame (T = 1 cells), with the best cell (highest mean),
+    and the shortcut (acc_t1 - CHANCE) / (acc_best - CHANCE): the share of the best accuracy above chance
+    that a single frame already gets. Columns value, acc_t1, acc_best, best_frames, mean, min, max, n_seeds
+    (mean/min/max of the shortcut over seeds), learned (acc_best beats CHANCE + LEARNED_MARGIN)."""
+    col = f"val_acc_{task}"
+    rows = []
+    for value, g in vc.default_cells(series).groupby("value"):
+        if col not in g or g[col].isna().all() or not (g["frames"] == 1).any():
+            continue
+        cell = g.groupby(["frames", "tokens_per_frame"])[col].mean()
+        T, M = cell.idxmax()
+        best = g[(g["frames"] == T) & (g["tokens_per_frame"] == M)].set_index("seed")[col]
+        t1 = g[g["frames"] == 1].groupby("seed")[col].mean()
+        ok = bool(best.mean() > CHANCE + LEARNED_MARGIN)  # else no best accuracy to take a share of
+        per_seed = ((t1 - CHANCE) / (best - CHANCE)).dropna() if ok else pd.Series([np.nan])
+        rows.append([value, t1.mean(), best.mean(), T, M, per_seed.mean(), per_seed.min(), per_seed.max()])
+        rows[-1] += [int(per_seed.notna().sum()), ok]
+    cols = ["value", "acc_t1", "acc_best", "best_frames", "best_tokens_per_frame", "mean", "min", "max", "n_seeds"]
+    cols += ["learned"]
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,269 @@
+"""The workload-optimum study: knobs refused out of range, default videos unchanged, the workload law,
+the verdicts on planted tables (each can come out every way), and (slow) the smoke profile end to end."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from studio.analysis.scaling.workload import fit_workload_law, held_out_check
+from studio.data.video import VideoConfig, make_batch, sample_specs
+from studio.engine import check_config
+from studio.errors import ParameterError
+from studio.studies import workload_optimum as wo
+from studio.verdicts import NOT_REPRODUCED, REPRODUCED, TIE
+
+# ---------------------------------------------------------------- knobs
+
+
+@pytest.mark.parametrize(
+    "knob, value, valid",
+    [
+        ("needle_frames", 0, "1..32"),  # a needle shorter than one frame
+        ("needle_frames", 33, "1..32"),
+        ("digit_size", 17, "1..16"),  # two digits no longer fit side by side
+        ("digit_size", 0, "1..16"),
+        ("events", 11, "0..10"),  # more events than distinct digits
+    ],
+)
+def test_an_impossible_knob_is_refused_naming_it_and_its_range(knob, value, valid):
+    extra = {"tasks": ("ordering",)} if knob == "events" else {}
+    with pytest.raises(ParameterError, match=rf"{knob} must be an integer in {valid}"):
+        VideoConfig(**{knob: value}, **extra)
+    cell = {knob: value, **({"tasks": ["ordering"]} if extra else {})}
+    with pytest.raises(ParameterError, match=rf"{knob} must be an integer in {valid}"):
+        check_config(cell)
+
+
+def test_events_need_the_ordering_task_and_a_sweep_refuses_a_bad_knob_before_any_run(sweep_project):
+    with pytest.raises(ParameterError, match="events=4 changes the ordering task"):
+        VideoConfig(events=4)
+    from studio.sweep import run_sweep
+
+    cfg = {
+        "name": "bad_knob",
+        "target": "studio.engine:train_cell",
+        "base": {"frames": 1, "tokens_per_frame": 1, "steps": 1, "needle_frames": 8},
+        "include": [{"needle_frames": 2}, {"needle_frames": 64}],
+    }
+    with pytest.raises(ParameterError, match="needle_frames must be an integer in 1..32"):
+        run_sweep(cfg, progress=False)
+    assert not (sweep_project / "experiments" / "sweeps" / "bad_knob").exists()  # nothing was started
+
+
+def test_event_density_draws_distinct_ordered_events_that_fill_half_the_video():
+    for n in (1, 2, 4, 8):
+        cfg = VideoConfig(tasks=("ordering",), events=n, distractors=0)
+        s = sample_specs(cfg, range(60), seed=5)
+        for b in range(60):
+            used = s["sprite_digit"][b] >= 0
+            on = s["sprite_on"][b][used]
+            assert used.sum() == n and len(set(s["sprite_digit"][b][used])) == n
+            assert (on.sum(1) == cfg.event_frames).all() and on.sum(0).max() == 1  # disjoint in time
+            assert cfg.event_frames * n == 16  # half of the 32 frames, whatever the density
+            first = int(np.argmin([row.argmax() for row in on]))
+            assert s["sprite_digit"][b][used][first] == s["answer"][b]
+
+
+# ---------------------------------------------------------------- the default workload is unchanged
+# sha256 of what the generator made before the knobs existed: computed with the code of commit ca7efa5 (a
+# `git worktree add /tmp/wo_base HEAD` checkout, PYTHONPATH pointing at it) on the 2-core development
+# machine, and equal to what this code gives. The specs are exact integer and float draws of numpy's PCG64
+# (the same on every platform); the rendered pixels also go through float32 exp and einsum.
+BASELINE_SPECS = {
+    "default": "ee45009947cd417df7b6f29f70ce357ee57a1b7ea54c7ba219681b20c9ed8a8a",
+    "ordering_counting": "d96a50345f837f822f1906bea95b4b6b09b33c00ce6e05958c7ef711ea9abe68",
+    "small_digits_short_needle": "d97fa73bbed0f2f1c1166da54a46746c1d2d2e84f273210d417582524e4e7ba7",
+}
+BASELINE_VIDEO = "54fa9f7a9cb8298ea64225b106e81087cc8f64d08c107a818128d58f14cc53eb"
+
+
+def _sha(arrays: dict, keys) -> str:
+    m = hashlib.sha256()
+    for k in keys:
+        m.update(np.ascontiguousarray(arrays[k]).tobytes())
+    return m.hexdigest()
+
+
+def _specs_sha(cfg, seed=0, split="train") -> str:
+    s = sample_specs(cfg, range(64), seed=seed, split=split)
+    m = hashlib.sha256()
+    for k in sorted(s):
+        m.update(k.encode())
+        m.update(np.ascontiguousarray(s[k]).tobytes())
+    return m.hexdigest()
+
+
+def test_default_knobs_give_the_baseline_specs():
+    assert _specs_sha(VideoConfig()) == BASELINE_SPECS["default"]
+    assert _specs_sha(VideoConfig(tasks=("ordering", "counting")), 1, "test") == BASELINE_SPECS["ordering_counting"]
+    small = VideoConfig(needle_frames=2, digit_size=4, tasks=("retrieval", "spatial", "ordering"))
+    assert _specs_sha(small, 2) == BASELINE_SPECS["small_digits_short_needle"]
+    assert _specs_sha(VideoConfig(events=0)) == BASELINE_SPECS["default"]  # the knob written out at its default
+
+
+def test_default_knobs_give_the_baseline_video_bytes():
+    b = make_batch(VideoConfig(), range(6), frames=[0, 5, 11, 16, 21, 31], labels=True)
+    assert _sha(b, ("video", "cell_labels", "task", "answer")) == BASELINE_VIDEO
+
+
+# ---------------------------------------------------------------- the workload law
+LOG_2 = 0.6931471805599453  # log 2: the planted law has G = 2
+
+
+def _optima(g0=LOG_2, g1=-0.5, a0=0.6, a1=0.0, ws=(1 / 16, 1 / 4, 1 / 2), budgets=(16, 32)):
+    rows = [
+        {"value": w, "w": w, "budget": b, "frames_opt": np.exp(g0 + g1 * np.log(w) + (a0 + a1 * np.log(w)) * np.log(b))}
+        for w in ws
+        for b in budgets
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_workload_law_recovers_a_planted_law_and_predicts_a_held_out_value():
+    law = fit_workload_law(_optima(), "w")
+    assert law.params["g1"] == pytest.approx(-0.5) and law.params["a0"] == pytest.approx(0.6)
+    held = _optima(ws=(1 / 8,)).assign(
+        frames_ci_low=lambda d: d.frames_opt * 0.9, frames_ci_high=lambda d: d.frames_opt * 1.1
+    )
+    check = held_out_check(law, held)
+    assert np.allclose(check["log2_error"], 0, atol=1e-9) and check["within_factor"].all() and check["in_band"].all()
+    varied = fit_workload_law(_optima(a1=0.2), "w", vary_exponent=True)
+    assert varied.params["a1"] == pytest.approx(0.2) and varied.rmse_log < 1e-9
+    with pytest.raises(ValueError, match="needs >= 2 knob values"):
+        fit_workload_law(_optima(ws=(0.25,)), "w")
+    law_wo, check_wo = wo.workload_law(
+        _optima(ws=(1 / 16, 1 / 8, 1 / 4, 1 / 2)).assign(value=[2, 2, 4, 4, 8, 8, 16, 16]), [4]
+    )
+    assert law_wo.values == (1 / 16, 1 / 4, 1 / 2) and len(check_wo) == 2 and check_wo["within_factor"].all()
+
+
+def _cells(loss_of, knobs: dict, seeds=(0, 1), cells=((1, 16), (4, 4), (16, 1), (2, 16), (8, 4), (32, 1))):
+    rows = []
+    for T, M in cells:
+        for s in seeds:
+            loss = loss_of(T, M) * (1 + 0.002 * s)
+            rows.append(
+                {**wo.CENTRE, **knobs, "frames": T, "tokens_per_frame": M, "seed": s, "token_strategy": "mean"}
+                | {"frame_strategy": "uniform", "val_loss": loss, "val_acc": 1 / (1 + loss)}
+            )
+    return pd.DataFrame(rows)
+
+
+def test_fit_optima_finds_the_planted_optimum_and_falls_back_to_the_best_cell():
+    E, A, alpha, B, beta = 0.2, 2.0, 1.0, 1.0, 0.5  # additive law: T* = (alpha A / (beta B))^(1/1.5) budget^(1/3)
+    table = _cells(lambda T, M: E + A / T**alpha + B / M**beta, {})
+    series = wo.knob_series(table, "needle_frames")
+    optima = wo.fit_optima(series, ["additive"], [16, 32], n_bootstrap=30)
+    expected = (alpha * A / (beta * B)) ** (1 / 1.5) * np.array([16, 32]) ** (1 / 3)
+    assert optima["law"].eq("additive").all()
+    np.testing.assert_allclose(optima["frames_opt"], expected, rtol=0.05)
+    assert (optima["frames_ci_low"] <= optima["frames_opt"] * 1.001).all() and optima["token_gain"].gt(0).all()
+    few = wo.fit_optima(series[series["frames"].isin([1, 4])], ["additive"], [16], n_bootstrap=10)
+    assert few["law"].tolist() == ["best cell"] and few["frames_opt"].tolist() == [4.0]
+
+
+def test_knob_series_moves_one_knob_around_the_centre():
+    t = pd.concat(
+        [
+            _cells(lambda T, M: 1.0, k, seeds=(0,), cells=((4, 4),))
+            for k in ({}, {"needle_frames": 2}, {"digit_size": 4}, {"events": 2}, {"needle_frames": 2, "digit_size": 4})
+        ]
+    )
+    assert sorted(wo.knob_series(t, "needle_frames")["value"]) == [2, 8]
+    assert sorted(wo.knob_series(t, "digit_size")["value"]) == [4, 8]
+    assert wo.knob_series(t, "events")["value"].tolist() == [2]
+    assert wo.knob_series(t, "needle_frames")["w"].max() == pytest.approx(0.25)  # 8 of 32 frames
+    with pytest.raises(ValueError, match="unknown knob"):
+        wo.knob_series(t, "speed")
+
+
+# ---------------------------------------------------------------- verdicts on planted tables
+def _front(tstar: dict, half=1.2, gain=None, unlearned=()):
+    rows = []
+    for value, ts in tstar.items():
+        for b, t in zip((16, 32), ts):
+            g = (gain or {}).get(value, (np.nan, np.nan, np.nan))
+            rows.append(
+                {"value": value, "budget": b, "frames_opt": t, "frames_ci_low": t / half, "frames_ci_high": t * half}
+                | {"learned": value not in unlearned}
+                | {"token_gain": g[0], "token_gain_ci_low": g[1], "token_gain_ci_high": g[2]}
+            )
+    return pd.DataFrame(rows)
+
+
+def test_needle_verdict_each_way():
+    assert wo.verdict_needle(_front({2: (12, 20), 8: (4, 7), 16: (1.5, 2.5)})).verdict == REPRODUCED
+    assert wo.verdict_needle(_front({2: (1.5, 2.5), 16: (12, 20)})).verdict == NOT_REPRODUCED
+    tie = wo.verdict_needle(_front({2: (5, 8), 16: (4, 7)}, half=1.5))  # bands overlap at both budgets
+    assert tie.verdict == TIE and tie.value > 0
+    assert wo.verdict_needle(_front({8: (4, 7)})).verdict == TIE  # one needle duration: nothing to compare
+    # a needle so short that no cell learned it has no optimum: it is left out, and named
+    v = wo.verdict_needle(_front({2: (1, 1), 8: (4, 7), 16: (1.5, 2.5)}, unlearned=(2,)))
+    assert v.verdict == REPRODUCED and "left out: needle_frames = 2" in v.evidence
+    assert wo.verdict_needle(_front({2: (1, 1), 16: (4, 7)}, unlearned=(2,))).verdict == TIE
+
+
+def _pairs(gain: dict, spread=0.01):
+    """token_pairs of planted cells: loss at (4, 4) is 1, at (4, 16) 1 - gain (per seed: +- spread / 2)."""
+    rows = []
+    for d, g in gain.items():
+        for s in (0, 1):
+            for M, loss in ((4, 1.0), (16, 1.0 - g + spread * (s - 0.5))):
+                rows.append({**wo.CENTRE, "digit_size": d, "frames": 4, "tokens_per_frame": M, "seed": s})
+                rows[-1] |= {"token_strategy": "mean", "frame_strategy": "uniform", "val_loss": loss, "val_acc": 0.9}
+    return wo.token_pairs(wo.knob_series(pd.DataFrame(rows), "digit_size"))
+
+
+def test_size_verdict_each_way():
+    t = _front({4: (3, 5), 8: (4, 7), 12: (5, 9)})
+    pairs = _pairs({4: 0.3, 8: 0.2, 12: 0.1})
+    assert pairs["mean"].tolist() == pytest.approx([0.3, 0.2, 0.1]) and pairs["frames"].tolist() == ["4"] * 3
+    assert pairs["max"].sub(pairs["min"]).tolist() == pytest.approx([0.01] * 3)
+    assert wo.verdict_size(pairs, t).verdict == REPRODUCED
+    assert wo.verdict_size(_pairs({4: 0.1, 12: 0.3}), t).verdict == NOT_REPRODUCED
+    v = wo.verdict_size(_pairs({4: 0.2, 12: 0.19}, spread=0.05), t)  # 0.01 apart, seeds 0.05 apart
+    assert v.verdict == TIE and v.value == pytest.approx(0.01)
+    assert wo.verdict_size(_pairs({4: 0.3}), t).verdict == TIE  # one size: nothing to compare
+
+
+def _events_table(acc: dict, seeds=(0, 1), jitter=0.01):
+    """Cells of the events series whose ordering accuracy is acc[events][T] (+ jitter per seed)."""
+    rows = []
+    for n, by_t in acc.items():
+        for T, a in by_t.items():
+            for s in seeds:
+                rows.append(
+                    {**wo.CENTRE, "events": n, "frames": T, "tokens_per_frame": 16 // T if T <= 16 else 1, "seed": s}
+                    | {"token_strategy": "mean", "frame_strategy": "uniform", "val_loss": 1.0, "val_acc": a}
+                    | {"val_acc_ordering": a + jitter * s, "val_acc_spatial": 0.5}
+                )
+    return pd.DataFrame(rows)
+
+
+def test_shortcut_and_events_verdict_each_way():
+    dense_kills = {1: {1: 0.9, 4: 0.95, 16: 0.95}, 8: {1: 0.15, 4: 0.4, 16: 0.8}}
+    short = wo.shortcut(wo.knob_series(_events_table(dense_kills), "events"))
+    assert short["value"].tolist() == [1, 8] and short["best_frames"].tolist() == [4, 16] and short["learned"].all()
+    per_seed = [(0.9 - 0.1) / (0.95 - 0.1), (0.91 - 0.1) / (0.96 - 0.1)]  # T = 1 against the best cell, per seed
+    assert short.loc[0, "mean"] == pytest.approx(np.mean(per_seed)) and short.loc[0, "min"] == pytest.approx(
+        per_seed[0]
+    )
+    assert wo.verdict_events(short).verdict == REPRODUCED
+    dense_helps = {1: {1: 0.2, 16: 0.9}, 8: {1: 0.9, 16: 0.92}}
+    assert (
+        wo.verdict_events(wo.shortcut(wo.knob_series(_events_table(dense_helps), "events"))).verdict == NOT_REPRODUCED
+    )
+    noisy = wo.shortcut(
+        wo.knob_series(_events_table({1: {1: 0.5, 16: 0.9}, 8: {1: 0.48, 16: 0.9}}, jitter=0.2), "events")
+    )
+    assert wo.verdict_events(noisy).verdict == TIE  # the drop is inside the seed spread
+    one_seed = wo.shortcut(wo.knob_series(_events_table(dense_kills, seeds=(0,)), "events"))
+    assert wo.verdict_events(one_seed).verdict == TIE
+    # a density no cell learned (best near chance) says nothing about shortcuts: left out
+    at_chance = {**dense_kills, 16: {1: 0.1, 16: 0.12}}
+    v = wo.verdict_events(wo.shortcut(wo.knob_series(_events_table(at_chance, jitter=0.0), "events")))
+    assert v.verdict == REPRODUCED and "left out: events = 16" in v.evidence
