@@ -47,6 +47,15 @@ def verdict_needle(optima: pd.DataFrame) -> Verdict:
     return _trend(optima, claim, OPT_VISOR, sign=-1, what="needle_frames")
 
 
+def _ends(table: pd.DataFrame):
+    """(first row, last row, first - last seed mean, the larger seed range of the two, tie) of a table
+    sorted by knob value: a difference inside that range, or with fewer than MIN_SEEDS seeds, is a tie."""
+    first, last = table.iloc[0], table.iloc[-1]
+    diff = float(first["mean"] - last["mean"])
+    spread = float(max(first["max"] - first["min"], last["max"] - last["min"]))
+    return first, last, diff, spread, min(first.n_seeds, last.n_seeds) < MIN_SEEDS or abs(diff) <= spread
+
+
 def verdict_size(pairs: pd.DataFrame, optima: pd.DataFrame) -> Verdict:
     """Tokens matter more as objects get smaller: the measured token gain (token_pairs: share of the loss
     saved by 16 instead of 4 tokens per frame at equal T) of the smallest digit above that of the largest.
@@ -57,10 +66,7 @@ def verdict_size(pairs: pd.DataFrame, optima: pd.DataFrame) -> Verdict:
     if len(pairs) < MIN_VALUES:
         return _few(claim, OPT_VISOR, f"{len(pairs)} learned object sizes measured with 4 and 16 tokens", note)
     p = pairs.sort_values("value")
-    small, large = p.iloc[0], p.iloc[-1]
-    diff = float(small["mean"] - large["mean"])
-    spread = float(max(small["max"] - small["min"], large["max"] - large["min"]))
-    tie = min(small.n_seeds, large.n_seeds) < MIN_SEEDS or abs(diff) <= spread
+    small, large, diff, spread, tie = _ends(p)
     tstar = _trend(optima, claim, OPT_VISOR, sign=+1, what="digit_size")
     evidence = note + (
         f"16 instead of 4 tokens per frame (T = {small.frames}) save "
@@ -113,10 +119,7 @@ def verdict_events(short: pd.DataFrame) -> Verdict:
     if len(short) < MIN_VALUES:
         return _few(claim, EVENT_BENCH, f"{len(short)} learned event densities", note)
     s = short.sort_values("value")
-    sparse, dense = s.iloc[0], s.iloc[-1]
-    drop = float(sparse["mean"] - dense["mean"])
-    spread = float(max(sparse["max"] - sparse["min"], dense["max"] - dense["min"]))
-    tie = min(sparse.n_seeds, dense.n_seeds) < MIN_SEEDS or abs(drop) <= spread
+    sparse, dense, drop, spread, tie = _ends(s)
     evidence = note + (
         "One frame keeps "
         + ", ".join(

@@ -47,13 +47,16 @@ class Idefics3(Family):
             _keep_blank_images(out["pixel_values"], counts)
         return out
 
+    config_classes = ("Idefics3Config", "Idefics3VisionConfig")  # SmolVLM: its own pair, the same layout
+
     @classmethod
     def tiny_config(cls, ids, text, vision, *, image_size, patch):
         import transformers as tf
 
-        return tf.Idefics3Config(
+        config, vision_config = (getattr(tf, name) for name in cls.config_classes)
+        return config(
             text_config=tf.LlamaConfig(**text),
-            vision_config=tf.Idefics3VisionConfig(**vision),
+            vision_config=vision_config(**vision),
             scale_factor=2,
             image_token_id=ids[IMAGE],
             pad_token_id=text["pad_token_id"],
