@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from studio import paths
+from studio.tolerance import seed_range
 from studio.verdicts import Verdict, verdict
 
 PAPER = "Opt-Visor"
@@ -355,9 +356,7 @@ def seed_spread(table: pd.DataFrame) -> dict[str, float]:
     """The largest range over seeds of each metric in any cell: how much a rerun can move a number
     without anything having changed (the tolerance `studio figures --check` allows)."""
     cols = [c for c in table.columns if c.startswith(("val_loss", "val_acc"))]
-    cells = table.groupby(KEYS[:-1])[cols]
-    spread = (cells.max() - cells.min()).max()
-    return {c: float(v) for c, v in spread.items() if np.isfinite(v)}
+    return seed_range(table, KEYS[:-1], cols)
 
 
 def tolerance(data: pd.DataFrame, spread: dict[str, float], value: str = "val_loss") -> dict[str, float]:

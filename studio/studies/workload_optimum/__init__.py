@@ -48,6 +48,7 @@ from studio.studies.workload_optimum.verdicts import (  # noqa: F401  (the noteb
     verdict_needle,
     verdict_size,
 )
+from studio.tolerance import seed_range
 
 SWEEP = "workload_optimum"  # experiments/sweeps/workload_optimum.yaml
 CENTRE = {"needle_frames": 8, "digit_size": 8, "events": 0}  # the visual-context workload
@@ -131,9 +132,7 @@ def seed_spread(table: pd.DataFrame) -> dict[str, float]:
     """The largest range over seeds of each metric in any cell (knobs, T, M): the noise a rerun shows,
     what `studio figures --check` tolerates (with visual_context.tolerance mapping it onto a figure's columns)."""
     cols = [c for c in table.columns if c.startswith(("val_loss", "val_acc"))]
-    cells = table.groupby(KEYS[:-1])[cols]
-    spread = (cells.max() - cells.min()).max()
-    return {c: float(v) for c, v in spread.items() if np.isfinite(v)}
+    return seed_range(table, KEYS[:-1], cols)
 
 
 def knob_w(knob: str, values, frames: int = 32, cell_pixels: int = 4) -> np.ndarray:
