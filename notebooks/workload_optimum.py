@@ -93,6 +93,7 @@ for ax, knob in zip(axes[0], wo.KNOBS):
         ax.plot(o["value"], o["frames_opt"], marker="o", color=f"C{k}", label=f"T*M = {budget}")
         ax.fill_between(o["value"], o["frames_ci_low"], o["frames_ci_high"], color=f"C{k}", alpha=0.2, lw=0)
         best = lines[(lines["knob"] == knob) & (lines["budget"] == budget) & lines["best"]]
+        best = best[best["value"].isin(o["value"])]  # an unlearned workload's best cell is no optimum either
         ax.scatter(best["value"], best["frames"], marker="s", s=25, facecolor="none", edgecolor=f"C{k}")
     ax.set(yscale="log", ylabel="T* (frames at the optimum)", ylim=(0.7, 45))
     ax.set_yticks([1, 2, 4, 8, 16, 32], labels=[1, 2, 4, 8, 16, 32])
