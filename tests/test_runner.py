@@ -100,17 +100,24 @@ def test_failing_cell_names_the_cell_keeps_the_folder_marked_failed(project, cap
 
 
 @pytest.mark.slow
-def test_figures_publish_manifest_and_check(project, capsys):
+def test_figures_publish_manifest_and_check(project, monkeypatch):
+    # A seeded two-cell notebook, not quickstart: the MANIFEST and --check machinery is what is tested here
+    # (three runs); a real notebook's same-seed bytes are test_run_writes_folder_with_provenance_and_is_deterministic's.
+    (project / "notebooks" / "quickstart.ipynb").unlink()
+    (project / "experiments" / "quickstart.yaml").unlink()
+    _seeded_notebook(project, "demo")
+    monkeypatch.setenv("STUDIO_ROOT", str(project))  # a worker process finds the same project
+    monkeypatch.setenv("STUDIO_RUNS", str(project / "experiments" / "runs"))
     assert regenerate.run_figures("smoke", echo=lambda *_: None) == 0
     manifest = yaml.safe_load((project / "figures" / "MANIFEST").read_text())["figures"]
-    entry = manifest["quickstart_pooling"]
+    entry = manifest["demo_draws"]
     for ext in ("png", "pdf", "csv"):
-        assert (project / "figures" / f"quickstart_pooling.{ext}").exists()
-    assert entry["csv_sha256"] == sha256_file(project / "figures" / "quickstart_pooling.csv")
+        assert (project / "figures" / f"demo_draws.{ext}").exists()
+    assert entry["csv_sha256"] == sha256_file(project / "figures" / "demo_draws.csv")
     assert entry["profile"] == "smoke" and entry["seed"] == 0 and entry["caption"]
-    assert entry["notebook"].endswith("quickstart.ipynb") and len(entry["params_hash"]) == 8
-    assert "figures/quickstart_pooling.png" in (project / "README.md").read_text()  # the gallery
-    before = (project / "figures" / "quickstart_pooling.csv").read_bytes()
+    assert entry["notebook"].endswith("demo.ipynb") and len(entry["params_hash"]) == 8
+    assert "figures/demo_draws.png" in (project / "README.md").read_text()  # the gallery
+    before = (project / "figures" / "demo_draws.csv").read_bytes()
     assert regenerate.run_figures("smoke", check=True, echo=lambda *_: None) == 0  # same seed, same data
     # A tampered figure is reported, and --check leaves figures/ alone.
     (project / "figures" / "MANIFEST").write_text(
@@ -118,8 +125,25 @@ def test_figures_publish_manifest_and_check(project, capsys):
     )
     lines = []
     assert regenerate.run_figures("smoke", check=True, echo=lines.append) == 1
-    assert any("quickstart_pooling: changed: " in line and "edited after it was published" in line for line in lines)
-    assert (project / "figures" / "quickstart_pooling.csv").read_bytes() == before
+    assert any("demo_draws: changed: " in line and "edited after it was published" in line for line in lines)
+    assert (project / "figures" / "demo_draws.csv").read_bytes() == before
+
+
+def _seeded_notebook(folder, name: str):
+    """A figure notebook of two cells whose figure data is a function of its seed alone."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("seed: int = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import numpy as np, pandas as pd\nfrom studio.figures import figure, save_figure\n"
+            "y = np.random.default_rng(seed).random(5)\nfig, ax = figure(); ax.plot(y)\n"
+            f"save_figure(fig, '{name}_draws', pd.DataFrame({{'y': y}}), caption='five seeded draws')"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "studio", "display_name": "Python (studio)", "language": "python"}
+    nbformat.write(nb, folder / "notebooks" / f"{name}.ipynb")
+    profiles = {"figures": True, "profiles": {"smoke": {}, "default": {}}}
+    (folder / "experiments" / f"{name}.yaml").write_text(yaml.safe_dump(profiles))
 
 
 def _tiny_notebook(folder, name: str, after=()):
