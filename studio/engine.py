@@ -5,7 +5,8 @@
 `train_cell` is what `studio.sweep` calls for every cell. What it does, in order:
 1. the frame encoder (pretrained once, cached by config and code, frozen) encodes a fixed bank of videos
    (train videos from train digit images, val videos from the disjoint test images), also cached;
-2. a VideoLM (frame selector -> token selector -> projector -> small Llama) is trained by a Trainer from
+2. a VideoLM (frame selector -> token selector -> projector -> small Llama, or the `backbone` and `scan`
+   connector of studio.models.backbones) is trained by a Trainer from
    studio.training.make_trainer (accelerator/devices/strategy/num_nodes from the config) for `steps`
    batches, logging its training curve to run_dir/metrics.csv (studio.training.curves reads it);
 3. the whole val bank is evaluated once at the end: val_loss (answer cross-entropy), val_acc, per task,
@@ -26,6 +27,7 @@ restarts from step 0. For sweeps: `train_cell.check_config` and `train_cell.requ
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -40,9 +42,10 @@ from studio.config import from_dict
 from studio.data.video import VideoConfig
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
 from studio.errors import ParameterError
+from studio.models.backbones import ScanProjector, build_backbone, check_backbone, check_scan
 from studio.models.frame_encoder import FrameEncoderConfig, feature_bank
 from studio.models.selection import FRAME_STRATEGIES, TOKEN_STRATEGIES, FrameSelector, TokenSelector
-from studio.models.video_lm import Projector, VideoLM, build_llama
+from studio.models.video_lm import Projector, VideoLM
 from studio.repro import cpu_threads, seed_everything
 from studio.training import OptimConfig, make_trainer, quiet_lightning
 
@@ -79,6 +82,8 @@ class CellConfig:
     layers: int = 2
     heads: int = 4
     mlp_ratio: int = 2  # the LM's gated MLP width / width (2: ~0.65x the step time of 4 at width 64)
+    backbone: str = "llama"  # llama | mamba | moe, at matched (active) parameters: studio.models.backbones
+    scan: str = "none"  # connector: none (MLP) | row | bidirectional | cross (VL-Mamba's scan orders)
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
@@ -146,6 +151,10 @@ def check_config(config: dict) -> None:
             raise ValueError(f"token_strategy must be one of {list(TOKEN_STRATEGIES)}, got {cfg.token_strategy!r}")
         if cfg.frame_strategy not in FRAME_STRATEGIES:
             raise ValueError(f"frame_strategy must be one of {list(FRAME_STRATEGIES)}, got {cfg.frame_strategy!r}")
+        check_backbone(cfg.backbone)
+        check_scan(cfg.scan)
+        if cfg.scan != "none" and math.isqrt(int(cfg.tokens_per_frame)) ** 2 != int(cfg.tokens_per_frame):
+            raise ValueError(f"scan {cfg.scan!r} needs tokens_per_frame = G*G (a grid), got {cfg.tokens_per_frame}")
         for name, ok, want in (
             ("frames", int(cfg.frames) <= int(cfg.raw_frames), f"<= raw_frames={cfg.raw_frames}"),
             ("lr", float(cfg.lr) > 0, "> 0"),
@@ -230,15 +239,18 @@ def _to_batch(bank: dict, answer: np.ndarray, idx: np.ndarray, frames: np.ndarra
 
 
 def build_module(cfg: CellConfig, feature_dim: int, grid: int) -> VideoLM:
-    """The VideoLM of a cell (selectors, projector, Llama), seeded by the caller."""
+    """The VideoLM of a cell (selectors, projector, LM backbone), seeded by the caller."""
     tok = build_tokenizer()
     vocab = tok.get_vocab()
     T, M = int(cfg.frames), int(cfg.tokens_per_frame)
     return VideoLM(
         frame_selector=FrameSelector(cfg.frame_strategy, T, cfg.raw_frames),
         token_selector=TokenSelector(cfg.token_strategy, M, grid, feature_dim),
-        projector=Projector(feature_dim, cfg.width, T, M),
-        lm=build_llama(len(vocab), cfg.width, cfg.layers, cfg.heads, mlp_ratio=cfg.mlp_ratio),
+        # scan "none" and backbone "llama" (the defaults) build exactly the modules they always built
+        projector=Projector(feature_dim, cfg.width, T, M)
+        if cfg.scan == "none"
+        else ScanProjector(feature_dim, cfg.width, T, M, cfg.scan),
+        lm=build_backbone(cfg.backbone, len(vocab), cfg.width, cfg.layers, cfg.heads, mlp_ratio=cfg.mlp_ratio),
         questions=torch.from_numpy(question_table()),
         ids={"bos": vocab["<bos>"], "answer": vocab["answer"]},
         # every field given, as before the one OptimConfig (AdamW's default betas, as VideoLM always used)

@@ -124,6 +124,12 @@ class VideoLM(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = nn.functional.cross_entropy(self(batch), batch["answer_id"])
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["task"]))
+        aux = getattr(self.lm, "aux", None)  # a backbone's extra terms (the MoE router's; none for Llama)
+        if aux:
+            for k, v in aux.items():
+                if k != "loss":
+                    self.log(f"train/{k}", v, on_step=True, on_epoch=False, batch_size=len(batch["task"]))
+            loss = loss + aux["loss"]
         return loss
 
     def validation_step(self, batch, batch_idx):
