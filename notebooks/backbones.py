@@ -174,15 +174,18 @@ bb.router_balance(runs).round(3)
 # %% [markdown]
 # ## Verdicts
 # Computed from the tables above by `studio.studies.backbones` (thresholds are named constants there) and
-# published as `backbones_verdicts`; a difference inside its seed spread or band is a tie.
+# published as `backbones_verdicts`; a difference inside its seed spread or band is a tie. The two cost
+# verdicts judge memory, not step time: a step's seconds depend on the machine and on what else it runs (the
+# same seed would publish other verdicts), while the activation memory is a function of the shapes.
+# `benchmarks/bench_backbones.py` prints the step-time exponents, ratios and crossover of one run.
 
 # %%
 save_verdicts(
     [
         bb.verdict_ssm_loss(table),
-        bb.verdict_crossover(costs, n_bootstrap=n_bootstrap, seed=seed),
+        bb.verdict_crossover(costs, "memory_mb", n_bootstrap=n_bootstrap, seed=seed),
         bb.verdict_scan(table),
-        bb.verdict_moe_cost(costs, table),
+        bb.verdict_moe_cost(costs, table, "memory_mb"),
     ],
     "backbones",
 )

@@ -243,3 +243,16 @@ def test_the_moe_cost_verdict_goes_every_way():
     assert study.verdict_moe_cost(costs(1.0), cells).verdict == TIE
     assert study.verdict_moe_cost(costs(0.5), cells).verdict == REPRODUCED
     assert study.verdict_moe_cost(costs(3.0), cells).verdict == NOT_REPRODUCED
+
+
+def test_the_published_cost_metric_is_the_same_on_every_run():
+    """The notebook's cost verdicts judge memory_mb because step seconds vary run to run; memory must not."""
+
+    def run():
+        return study.measure_costs(lengths=(8, 16), batch=2, width=32, heads=2, repeats=1, warmup=0, seed=0)
+
+    a, b = run(), run()
+    assert a["memory_mb"].tolist() == b["memory_mb"].tolist() and (a["memory_mb"] > 0).all()
+    assert a["memory_kind"].nunique() == 1
+    v = study.verdict_crossover(a, "memory_mb", n_bootstrap=20)
+    assert "activation memory" in v.claim and v.claim != study.verdict_crossover(a, n_bootstrap=20).claim

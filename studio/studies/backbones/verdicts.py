@@ -52,22 +52,31 @@ def verdict_ssm_loss(table: pd.DataFrame) -> Verdict:
     return verdict(claim, VL_MAMBA, value <= 0, evidence, tie=tie, value=value, spread=spread)
 
 
-def verdict_crossover(costs: pd.DataFrame, *, n_bootstrap: int = 200, seed: int = 0, min_length: int = 0) -> Verdict:
+# What each cost metric of `measure_costs` is called in a claim. Step time depends on the machine and its
+# load, so the notebook's published verdicts use memory (on a CPU the activation bytes autograd keeps: a
+# function of the shapes, the same on every machine); benchmarks/bench_backbones.py prints the step-time ones.
+COST_NAMES = {"seconds": "step time", "memory_mb": "activation memory"}
+
+
+def verdict_crossover(
+    costs: pd.DataFrame, metric: str = "seconds", *, n_bootstrap: int = 200, seed: int = 0, min_length: int = 0
+) -> Verdict:
     """VL-Mamba: the SSM's cost grows more slowly with the sequence than attention's, so it crosses below it.
-    value: alpha_llama - alpha_mamba of the fitted step-time laws (> 0 supports the claim); spread: the
-    wider half-band of the two; a tie when the bands overlap. The evidence names the crossover length
-    with its band, measured or extrapolated."""
-    claim = "The state-space LM's step time grows more slowly with visual tokens than attention's (a crossover exists)"
-    exps = cost_exponents(costs, ("seconds",), n_bootstrap=n_bootstrap, seed=seed, min_length=min_length)
+    metric: a cost column of `measure_costs` (COST_NAMES). value: alpha_llama - alpha_mamba of the fitted
+    laws (> 0 supports the claim); spread: the wider half-band of the two; a tie when the bands overlap.
+    The evidence names the crossover length with its band, measured or extrapolated."""
+    what = COST_NAMES[metric]
+    claim = f"The state-space LM's {what} grows more slowly with visual tokens than attention's (a crossover exists)"
+    exps = cost_exponents(costs, (metric,), n_bootstrap=n_bootstrap, seed=seed, min_length=min_length)
     e = exps.set_index("backbone")
     if not {SSM, ATTENTION} <= set(e.index):
-        return _few(claim, VL_MAMBA, "step times of fewer than two lengths per backbone")
+        return _few(claim, VL_MAMBA, f"{what} at fewer than two lengths per backbone")
     s, a = e.loc[SSM], e.loc[ATTENTION]
     value = float(a["alpha"] - s["alpha"])
     spread = float(max(s["ci_high"] - s["ci_low"], a["ci_high"] - a["ci_low"]) / 2)
     tie = not (a["ci_low"] > s["ci_high"] or s["ci_low"] > a["ci_high"])
-    cross = crossover(costs, SSM, ATTENTION, n_bootstrap=n_bootstrap, seed=seed, min_length=min_length)
-    ratios = cost_ratios(costs)
+    cross = crossover(costs, SSM, ATTENTION, metric, n_bootstrap=n_bootstrap, seed=seed, min_length=min_length)
+    ratios = cost_ratios(costs, metric)
     where = (
         "never within the fitted laws"
         if not np.isfinite(cross["length"])
@@ -75,10 +84,10 @@ def verdict_crossover(costs: pd.DataFrame, *, n_bootstrap: int = 200, seed: int 
         + (" (inside the lengths timed)" if cross["measured"] else f" (extrapolated beyond {cross['lengths']})")
     )
     evidence = (
-        f"Step time ~ length^alpha over {s['lengths']} visual tokens: mamba {s['alpha']:.2f} "
+        f"{what.capitalize()} ~ length^alpha over {s['lengths']} visual tokens: mamba {s['alpha']:.2f} "
         f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}], llama {a['alpha']:.2f} [{a['ci_low']:.2f}, {a['ci_high']:.2f}]"
         + (" (bands overlap: a tie)" if tie else "")
-        + f". Mamba's step costs {ratios['mamba_vs_llama'].iloc[0]:.1f}x the Llama's at {ratios['length'].iloc[0]} "
+        + f". Mamba's {what} is {ratios['mamba_vs_llama'].iloc[0]:.1f}x the Llama's at {ratios['length'].iloc[0]} "
         f"and {ratios['mamba_vs_llama'].iloc[-1]:.1f}x at {ratios['length'].iloc[-1]} tokens; it becomes cheaper at "
         + where
         + (f" ({cross['share_never']:.0%} of resamples never cross)." if cross["share_never"] > 0 else ".")
@@ -123,15 +132,17 @@ def verdict_scan(table: pd.DataFrame) -> Verdict:
     return verdict(claim, VL_MAMBA, value >= 0, evidence, tie=tie, value=value, spread=spread)
 
 
-def verdict_moe_cost(costs: pd.DataFrame, table: pd.DataFrame) -> Verdict:
+def verdict_moe_cost(costs: pd.DataFrame, table: pd.DataFrame, metric: str = "seconds") -> Verdict:
     """Kimi-VL: few active parameters make a large MoE cheap; a step's cost follows the active parameters.
-    value: median over lengths of (MoE seconds per active parameter) / (Llama's) (<= 1 supports the claim);
-    spread: half the widest range over repeats of that ratio at one length; a tie when |value - 1| <= spread.
-    The evidence adds total parameters and the held-out loss of the two at matched active parameters."""
-    claim = "At matched active parameters a mixture-of-experts step costs no more than the dense step"
+    metric: a cost column of `measure_costs` (COST_NAMES). value: median over lengths of (MoE cost per
+    active parameter) / (Llama's) (<= 1 supports the claim); spread: half the widest range over repeats of
+    that ratio at one length; a tie when |value - 1| <= spread. The evidence adds total parameters and the
+    held-out loss of the two at matched active parameters."""
+    what = COST_NAMES[metric]
+    claim = f"At matched active parameters a mixture-of-experts step costs no more {what} than the dense step"
     if not {MOE, ATTENTION} <= set(costs["backbone"]):
-        return _few(claim, KIMI_VL, "no step times of both backbones")
-    per = costs.assign(per_active=costs["seconds"] / costs["n_active"])
+        return _few(claim, KIMI_VL, f"no {what} of both backbones")
+    per = costs.assign(per_active=costs[metric] / costs["n_active"])
     wide = per.pivot_table(index=["length", "repeat"], columns="backbone", values="per_active")
     ratio = (wide[MOE] / wide[ATTENTION]).rename("ratio").reset_index()
     by_len = ratio.groupby("length")["ratio"]
@@ -148,7 +159,7 @@ def verdict_moe_cost(costs: pd.DataFrame, table: pd.DataFrame) -> Verdict:
         loss = f" Held-out loss moe - llama over {len(both)} cells {d:+.3f} (seed spread {sp:.3f})."
     evidence = (
         f"MoE {n.loc[MOE, 'n_params']:,} parameters ({n.loc[MOE, 'n_active']:,} active) vs Llama "
-        f"{n.loc[ATTENTION, 'n_params']:,}: seconds per active parameter, MoE / Llama, "
+        f"{n.loc[ATTENTION, 'n_params']:,}: {what} per active parameter, MoE / Llama, "
         + ", ".join(f"{r:.2f} at {length}" for length, r in by_len.median().items())
         + f" (median {value:.2f}, repeat spread {spread:.2f}"
         + (": a tie)." if tie else ").")
