@@ -36,14 +36,17 @@ VOCAB = 40  # about the video-LM's vocabulary; the head's cost does not depend o
 
 def _activation_bytes():
     """A saved_tensors_hooks context counting the distinct storages autograd saves, and a getter."""
-    seen: dict[int, int] = {}
+    # Each storage is held until the step ends: a saved tensor of a graph branch freed early (e.g. the MoE's
+    # routing) would otherwise release its address to a later saved tensor, which then overwrote its entry,
+    # and the count depended on where the allocator put things (it differed between processes).
+    seen: dict[int, torch.UntypedStorage] = {}
 
     def pack(t: torch.Tensor):
         s = t.untyped_storage()
-        seen[s.data_ptr()] = s.nbytes()
+        seen[s.data_ptr()] = s
         return t
 
-    return torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), lambda: sum(seen.values())
+    return torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), lambda: sum(s.nbytes() for s in seen.values())
 
 
 def _step(lm, opt, batch: int, length: int, width: int, device: str, gen: torch.Generator) -> tuple[float, float]:
