@@ -111,3 +111,13 @@ def evaluate_captioner(
     pope = A.pope_table(st["type"], st["label"], yes, scenes=st["scene"], n_bootstrap=n_bootstrap, seed=seed)
     answers = pd.DataFrame({**{k: st[k] for k in ("scene", "type", "label")}, "score": scores, "yes": yes})
     return {**out, "pope": pope, "answers": answers, "threshold": threshold}
+
+
+def bench_rows(model_name: str, seed: int, out: dict) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """One evaluation's rows: its POPE table (or None) and its generative metrics, tagged with model and seed."""
+    pope = None if out["pope"] is None else out["pope"].assign(model=model_name, seed=seed, kind="discriminative")
+    gen = pd.DataFrame(
+        [{"model": model_name, "seed": seed, "metric": k, "value": v} for k, v in out["generative"].items()]
+        + [{"model": model_name, "seed": seed, "metric": "threshold", "value": out["threshold"]}]
+    )
+    return pope, gen
