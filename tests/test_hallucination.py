@@ -311,3 +311,19 @@ def test_the_whole_study_at_toy_size_runs_and_reruns_identically():
     again = hal.run_aitqe(cfg, data, log=log.append)  # every model now loads from the cache
     pd.testing.assert_frame_equal(aitqe["policies"], again["policies"])
     assert sum("trained" in line for line in log) == 1 + 3 + 2  # the arm, three downstream, ... trained once
+
+
+def test_the_benchmark_arms_are_representation_gaps_default_models():
+    """GAP_DEFAULT copies the representation_gap notebook's defaults so its cached captioners load here:
+    if that notebook's parameters change, this fails instead of the benchmark silently training new arms."""
+    from studio import paths
+    from studio.workbench.params import read_notebook
+
+    gap = read_notebook(paths.NOTEBOOKS / "representation_gap.ipynb").defaults
+    want = {
+        "n_train": gap["n_train"],
+        "n_eval": gap["n_eval"],
+        "encoder": {"steps": gap["encoder_steps"], "n_scenes": gap["encoder_scenes"]},
+        "captioner": {k: gap[k] for k in ("steps", "batch_size", "hidden", "layers")},
+    }
+    assert hal.GAP_DEFAULT == want
