@@ -37,6 +37,7 @@ rewriter_steps: int = 400  # training steps of each slot rewriter
 downstream_steps: int = 300  # training steps of each downstream captioner (equal across policies)
 downstream_layers: int = 2  # LM layers of the downstream captioners
 threshold: float = 0.5  # a caption scored below it is flagged: dropped (filter) or edited (rewrite)
+workers: int = 2  # downstream captioners trained at once, each in its own process (results do not depend on it)
 hf_model: str | None = None  # a Hugging Face VLM id or local folder to evaluate the same way (GPU)
 hf_family: str | None = None  # one of studio.hf.families(); None = from its config
 hf_scenes: int = 64  # held-out clips shown to the HF VLM
@@ -73,6 +74,7 @@ config = hal.HallucinationConfig.from_dict(
         "scorer": {"steps": scorer_steps},
         "rewriter": {"steps": rewriter_steps},
         "downstream": {"steps": downstream_steps, "layers": downstream_layers},
+        "workers": workers,
     }
 )
 data = hal.prepare(config)

@@ -59,3 +59,24 @@ def die_with_parent(parent_pid: int | None = None, poll_s: float = POLL_S) -> No
     if os.getppid() != parent_pid:  # the parent died before prctl was in place
         os._exit(1)
     threading.Thread(target=_watch, args=(parent_pid, poll_s), name="die-with-parent", daemon=True).start()
+
+
+def spawn_pool(workers: int, initializer=None, initargs: tuple = ()):
+    """A ProcessPoolExecutor of `workers` spawned processes that die with this one (`die_with_parent`),
+    each then running `initializer(*initargs)`: e.g. to receive, once per worker, data every task reads.
+
+    Spawned, not forked: a fork of a process whose torch has started its thread pools can deadlock, and a
+    spawned worker imports studio afresh, so it inherits the numerics mode through the environment."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_start, initargs=(os.getpid(), initializer, initargs)
+    )
+
+
+def _start(parent_pid: int, initializer, initargs: tuple) -> None:
+    die_with_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)

@@ -280,7 +280,9 @@ def test_hf_evaluation_on_a_tiny_saved_llava(tmp_path):
 
 # ---------------------------------------------------------------- the whole study, toy size
 @pytest.mark.slow
-def test_the_whole_study_at_toy_size_runs_and_reruns_identically():
+def test_the_whole_study_at_toy_size_runs_and_reruns_identically(tmp_path, monkeypatch):
+    from studio import paths
+
     cfg = {
         "seeds": [0],
         "arms": ["lm"],
@@ -311,6 +313,15 @@ def test_the_whole_study_at_toy_size_runs_and_reruns_identically():
     again = hal.run_aitqe(cfg, data, log=log.append)  # every model now loads from the cache
     pd.testing.assert_frame_equal(aitqe["policies"], again["policies"])
     assert sum("trained" in line for line in log) == 1 + 3 + 2  # the arm, three downstream, ... trained once
+    assert sum(line.startswith("[3/3]") for line in log) == 2  # each pass reports the downstream models' progress
+
+    # The downstream captioners trained two at a time in spawned workers (workers=2, the default) equal
+    # those trained one after another in this process, bit for bit: retrain them all in an empty cache.
+    monkeypatch.setattr(paths, "CACHE", tmp_path / "cache")
+    serial = hal.run_aitqe({**cfg, "workers": 1}, data, log=log.append)
+    assert sum("trained" in line for line in log) == 1 + 3 + 2 + 3  # the three downstream models anew
+    pd.testing.assert_frame_equal(aitqe["policies"], serial["policies"])
+    pd.testing.assert_frame_equal(aitqe["generative"], serial["generative"])
 
 
 def test_the_benchmark_arms_are_representation_gaps_default_models():

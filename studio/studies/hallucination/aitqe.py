@@ -122,6 +122,7 @@ def run_aitqe(config: HallucinationConfig | dict, data: dict, *, log=print) -> d
     corpus_feats = data["train"][0]
     train_slots = _train_slots(gap_cfg)
     auc, policies, pope, gen = [], [], [], []
+    jobs = []  # per policies row: the downstream captioner's training data (features, ids, targets)
     scorers = {}
     for seed in cfg.seeds:
         for arm, hard in SCORER_ARMS.items():
@@ -185,28 +186,7 @@ def run_aitqe(config: HallucinationConfig | dict, data: dict, *, log=print) -> d
                 if len(rows) < from_dict(C.CaptionerConfig, cfg.downstream).batch_size:
                     log(f"{policy}@{rate:g} seed {seed}: {len(rows)} captions left, fewer than one batch: no training")
                 pids = torch.from_numpy(corpus_ids(out["captions"]))
-                t0 = time.perf_counter()
-                with cpu_threads(cfg.threads):
-                    model, metrics, _ = C.cached_captioner(
-                        {**cfg.downstream, "arm": "lm"},
-                        (corpus_feats[rows], pids, pids),
-                        data["val"],
-                        seed=seed,
-                        threads=cfg.threads,
-                        log=log,
-                    )
-                    ev = evaluate_captioner(
-                        model,
-                        data["bench"],
-                        n_bootstrap=cfg.n_bootstrap,
-                        seed=seed,
-                        discriminative=cfg.downstream_statements,
-                    )
-                name = f"{policy}@{rate:g}"
-                p, g = bench_rows(name, seed, ev)
-                if p is not None:
-                    pope.append(p.assign(policy=policy, rate=rate))
-                gen.append(g.assign(policy=policy, rate=rate))
+                jobs.append((corpus_feats[rows], pids, pids))
                 policies.append(
                     {
                         "rate": rate,
@@ -215,16 +195,18 @@ def run_aitqe(config: HallucinationConfig | dict, data: dict, *, log=print) -> d
                         **{k: out[k] for k in ("volume", "text_shift", "dirty", "truth_distance")},
                         "flag_recall": float(flagged[bad].mean()) if bad.any() else np.nan,
                         "flag_false": float(flagged[~bad].mean()) if (~bad).any() else np.nan,
-                        "val_caption_acc": float(metrics.get("val/caption_acc", np.nan)),
-                        "mean_instance": float(np.nanmean([ev["generative"][f"{t}_instance"] for t in TYPES])),
-                        "any_sentence": ev["generative"]["any_sentence"],
-                        "caption_accuracy": ev["generative"]["caption_accuracy"],
                     }
                 )
-                log(
-                    f"{name:>12} seed {seed}: volume {out['volume']:.2f}, dirty {out['dirty']:.3f}, "
-                    f"any hallucination {ev['generative']['any_sentence']:.3f} ({time.perf_counter() - t0:.1f} s)"
-                )
+    for row, (metrics, ev) in zip(policies, downstream(cfg, jobs, data, policies, log=log)):
+        name = f"{row['policy']}@{row['rate']:g}"
+        p, g = bench_rows(name, row["seed"], ev)
+        if p is not None:
+            pope.append(p.assign(policy=row["policy"], rate=row["rate"]))
+        gen.append(g.assign(policy=row["policy"], rate=row["rate"]))
+        row["val_caption_acc"] = float(metrics.get("val/caption_acc", np.nan))
+        row["mean_instance"] = float(np.nanmean([ev["generative"][f"{t}_instance"] for t in TYPES]))
+        row["any_sentence"] = ev["generative"]["any_sentence"]
+        row["caption_accuracy"] = ev["generative"]["caption_accuracy"]
     pope_cols = ["type", "metric", "value", "ci_low", "ci_high", "model", "seed", "kind", "policy", "rate"]
     return {
         "auc": pd.DataFrame(auc),
@@ -232,6 +214,68 @@ def run_aitqe(config: HallucinationConfig | dict, data: dict, *, log=print) -> d
         "pope": pd.concat(pope, ignore_index=True) if pope else pd.DataFrame(columns=pope_cols),
         "generative": pd.concat(gen, ignore_index=True),
     }
+
+
+def downstream(cfg: HallucinationConfig, jobs: list, data: dict, rows: list[dict], *, log=print) -> list:
+    """One downstream captioner per job (its training data), trained at equal steps (cached) and scored by
+    `evaluate_captioner`; `cfg.workers` at once. Returns (metrics, evaluation) per job, in job order.
+
+    Each model trains on `cfg.threads` threads in its own process, so its weights do not depend on how
+    many run beside it; in one process the 18 default models left one of two cores idle."""
+    shared = (cfg, data["val"], data["bench"])
+    tasks = [(i, job, rows[i]["seed"]) for i, job in enumerate(jobs)]
+    results: dict = {}
+    t0 = time.perf_counter()
+
+    def done(i: int, result) -> None:
+        results[i] = result[:2]
+        for line in result[2]:
+            log(line)
+        r, ev = rows[i], result[1]
+        log(
+            f"[{len(results)}/{len(jobs)}] {r['policy'] + '@' + format(r['rate'], 'g'):>12} seed {r['seed']}: "
+            f"volume {r['volume']:.2f}, dirty {r['dirty']:.3f}, any hallucination "
+            f"{ev['generative']['any_sentence']:.3f} ({result[3]:.1f} s; {time.perf_counter() - t0:.0f} s so far)"
+        )
+
+    if cfg.workers <= 1 or len(jobs) <= 1:
+        _share(*shared)
+        for task in tasks:
+            done(task[0], _downstream_one(task))
+        return [results[i] for i in range(len(jobs))]
+    from concurrent.futures import as_completed
+
+    from studio.workers import spawn_pool
+
+    with spawn_pool(min(cfg.workers, len(jobs)), _share, shared) as pool:
+        futures = {pool.submit(_downstream_one, task): task[0] for task in tasks}
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+    return [results[i] for i in range(len(jobs))]
+
+
+_SHARED: tuple = ()  # (config, validation tensors, benchmark): what every downstream job reads
+
+
+def _share(cfg: HallucinationConfig, val: tuple, bench: dict) -> None:
+    global _SHARED
+    _SHARED = (cfg, val, bench)
+
+
+def _downstream_one(task: tuple) -> tuple:
+    """Train (or load) and evaluate one downstream captioner: (metrics, evaluation, log lines, seconds)."""
+    _, train, seed = task
+    cfg, val, bench = _SHARED
+    lines: list[str] = []
+    t0 = time.perf_counter()
+    with cpu_threads(cfg.threads):
+        model, metrics, _ = C.cached_captioner(
+            {**cfg.downstream, "arm": "lm"}, train, val, seed=seed, threads=cfg.threads, log=lines.append
+        )
+        ev = evaluate_captioner(
+            model, bench, n_bootstrap=cfg.n_bootstrap, seed=seed, discriminative=cfg.downstream_statements
+        )
+    return metrics, ev, lines, time.perf_counter() - t0
 
 
 def _train_slots(gap_cfg) -> list[dict]:

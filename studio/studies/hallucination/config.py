@@ -40,7 +40,8 @@ class HallucinationConfig:
     scorer: dict = field(default_factory=dict)  # ScorerConfig overrides (hard_negatives is set per arm)
     rewriter: dict = field(default_factory=dict)  # RewriterConfig overrides
     downstream: dict = field(default_factory=lambda: {"steps": 300, "layers": 2})  # CaptionerConfig overrides
-    threads: int | None = 1
+    threads: int | None = 1  # per model; results do not depend on `workers`
+    workers: int = 2  # downstream captioners trained at once, each in its own process
 
     @classmethod
     def from_dict(cls, values: dict | None) -> HallucinationConfig:
@@ -57,6 +58,8 @@ class HallucinationConfig:
             raise ValueError(f"n_statements + n_calibration = {need} > representation_gap's n_eval = {n_eval}")
         if cfg.n_generate > cfg.n_statements:
             raise ValueError(f"n_generate {cfg.n_generate} > n_statements {cfg.n_statements}")
+        if cfg.workers < 1:
+            raise ValueError(f"workers = {cfg.workers}: at least 1 (downstream captioners trained at once)")
         bad = [a for a in cfg.arms if a not in C.ARMS]
         if bad:
             raise ValueError(f"unknown arm(s) {bad}; valid: {list(C.ARMS)}")
