@@ -496,3 +496,19 @@ def test_editing_the_target_reruns_its_cells_editing_anything_else_reruns_nothin
     assert edited["ran"] == 4 and edited["skipped"] == 0 and edited["code"] != first["code"]
     runs = sorted(p.parent.name for p in (tmp_path / "sweeps" / "toy" / "smoke").glob("*/metrics.json"))
     assert len(runs) == 8  # the old runs stay in their folders; the new code's runs sit beside them
+
+
+@pytest.mark.parametrize("path", sorted(paths.SWEEP_CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_profile_of_every_sweep_config_passes_its_targets_checks(path):
+    """The paper profiles (for a GPU) never run here: this at least builds every run config of every
+    profile and hands it to the target's `check_config`, as `studio sweep` does before any run starts."""
+    from studio.sweep.config import expand, load_config
+    from studio.sweep.execute import check_runs
+    from studio.sweep.run import resolve_target
+
+    profiles = yaml.safe_load(path.read_text()).get("profiles") or {}
+    for profile in [None, *profiles]:
+        config = load_config(path, profile)
+        runs = expand(config)
+        assert runs, f"{path.name} profile {profile}: no runs"
+        check_runs(config, resolve_target(config.target), runs)
