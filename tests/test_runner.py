@@ -58,9 +58,13 @@ def test_bad_parameter_fails_before_any_run_folder_or_kernel(project, capsys):
 
 
 @pytest.mark.slow
-def test_run_writes_folder_with_provenance_and_is_deterministic(project):
+def test_run_writes_folder_with_provenance_and_is_deterministic(project, capfd):
+    import zmq
+
     nb = project / "notebooks" / "quickstart.ipynb"
     a = runner.run_notebook(nb, "smoke", overrides={"seed": 3}, progress=False)
+    if zmq.has("curve"):  # the kernel's ports are encrypted, so it has no plain-TCP warning to print
+        assert "without encryption" not in capfd.readouterr().err
     b = runner.run_notebook(nb, "smoke", overrides={"seed": 3}, progress=False)
     assert a.run_dir != b.run_dir and a.params_hash == b.params_hash
     assert a.run_dir.parent == project / "experiments" / "runs" / "quickstart"

@@ -89,6 +89,27 @@ def ensure_kernel() -> str:
     return paths.KERNEL_NAME
 
 
+def kernel_manager_class():
+    """nbclient's kernel manager, asking for CurveZMQ transport encryption where pyzmq has it.
+
+    A kernel listens on loopback TCP ports: without encryption any local user could read or send code,
+    and the kernel prints a warning saying so into every run's output. jupyter_client provisions the
+    keys ("auto": when the kernelspec declares support, as ipykernel's do); a pyzmq built without
+    libsodium keeps the plain transport (and the warning) rather than failing the run."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    if not zmq.has("curve"):
+        return AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport_encryption = "auto"
+
+    return EncryptedKernelManager
+
+
 def _new_run_dir(name: str, params_hash: str, runs_root: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = runs_root / name / f"{stamp}-{params_hash}"
@@ -161,6 +182,7 @@ def run_notebook(
             cwd=str(paths.ROOT),
             progress_bar=progress,
             request_save_on_cell_execute=True,
+            kernel_manager_class=kernel_manager_class(),
         )
     except PapermillExecutionError as e:
         provenance.update(
