@@ -89,6 +89,10 @@ def lab_command(
     ]
     if private_settings:
         cmd.append(f"--LabApp.user_settings_dir={state_dir / 'user-settings'}")
+    import zmq
+
+    if zmq.has("curve"):  # the kernels' loopback ports encrypted, as in headless runs (runner.kernel_manager_class)
+        cmd.append("--KernelManager.transport_encryption=auto")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     return cmd
