@@ -153,11 +153,33 @@ for r in best.itertuples():
 motion
 
 # %% [markdown]
+# ## Kimi-VL's easy videos: accuracy and the tokens spent on them
+# Kimi-VL's claim is about easy images. A video here is easy when its frames hold few occupied grid cells
+# (cells a digit covers, from the generator's labels; the threshold `easy_cells` is in the sweep's base,
+# studio.design_space.content_metrics). Per arm and budget: accuracy on the easy videos (seed mean and
+# range) next to the hard and overall accuracy, and where the tokens went on an easy video: in all, per
+# frame read that holds a digit, per empty frame read. Uniform spends M on every frame; native resolution
+# gives a frame tokens in proportion to its salient patches, and the last two columns show how far that
+# follows the digits.
+
+# %%
+easy = vds.easy_table(table)
+save_table(
+    easy,
+    "visual_design_space_easy",
+    tolerance={c: spread.get(vds.EASY, 0.0) for c in ("mean", "min", "max")}
+    | {c: spread.get(c, 0.0) for c in ("val_acc_hard", "val_acc")},
+    caption="Easy videos (few occupied grid cells per frame): accuracy and visual tokens spent, per strategy and budget.",
+)
+easy.round(3)
+
+# %% [markdown]
 # ## Verdicts
 # One per seed claim, computed from the table: a difference of seed means counts only when it clears the
-# larger seed range of the two arms; inside it the verdict is a tie. At this scale (300 steps, 1,024
-# training videos, a 16-channel frozen encoder) a claim that is not reproduced is a statement about this
-# scale, not about the paper.
+# larger seed range of the two arms; inside it the verdict is a tie. Kimi-VL's claim is judged on the easy
+# videos (native resolution at budget b against uniform at b and at 4b); its all-video comparisons are
+# context. At this scale (300 steps, 1,024 training videos, a 16-channel frozen encoder) a claim that is not
+# reproduced is a statement about this scale, not about the paper.
 
 # %%
 pairs = {
@@ -168,8 +190,18 @@ pairs = {
     "MaVEn: coarse_fine vs uniform (spatial, ordering)": vds.compare(
         table, "coarse_fine", "uniform", list(vds.MULTI_OBJECT)
     ),
-    "Kimi-VL: native vs uniform, equal tokens": vds.compare(table, "native_resolution", "uniform"),
-    "Kimi-VL: native vs uniform at 4x tokens": vds.compare(table, "native_resolution", "uniform", ratio=4),
+    "Kimi-VL: native vs uniform on easy videos, equal tokens": vds.compare(
+        table, "native_resolution", "uniform", metric=vds.EASY
+    ),
+    "Kimi-VL: native vs uniform on easy videos at 4x tokens": vds.compare(
+        table, "native_resolution", "uniform", ratio=vds.TOKEN_RATIO, metric=vds.EASY
+    ),
+    "Kimi-VL (context): native vs uniform on all videos, equal tokens": vds.compare(
+        table, "native_resolution", "uniform"
+    ),
+    "Kimi-VL (context): native vs uniform on all videos at 4x tokens": vds.compare(
+        table, "native_resolution", "uniform", ratio=vds.TOKEN_RATIO
+    ),
 }
 for name, c in pairs.items():
     print(name)

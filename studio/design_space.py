@@ -12,7 +12,20 @@ tokens. coarse_fine and native_resolution also read the codebook cached for the 
 
 Returned metrics: val_loss, val_acc, val_acc_<task>, val_loss_<task> over the whole val bank,
 `visual_tokens` (what the LM saw per video), `raw_frames_read`, `seconds` (fit only), `step_ms`,
-`n_params` (trainable) and `strategy_params` (the strategy module's trainable parameters).
+`n_params` (trainable) and `strategy_params` (the strategy module's trainable parameters); and, split by
+content (`content_metrics`, Kimi-VL's easy frames): `easy_items` (val videos that are easy),
+val_acc_easy / val_acc_hard, `easy_tokens` (visual tokens per easy video) and `easy_tokens_digit_frame` /
+`easy_tokens_empty_frame` (the strategy's tokens per raw frame read that holds a digit / holds none, on
+easy videos; NaN where there is no such frame).
+
+Easy, from the content: a video's content is the mean number of occupied cells per raw frame -- cells of
+the frame encoder's 8 x 8 label grid covered by a digit (the generator's own cell labels, so distractor
+squares and background blobs, alike in every video, do not count). An 8-pixel digit covers 4 cells. A
+video is easy when its content is at most `easy_cells` (EASY_CELLS = 1.0: one digit on screen for at most
+a quarter of the video, or less): with the default workload that is every retrieval video and the counting
+videos of one or two flashes; spatial (two digits at once), ordering (two digits in turn) and motion (one
+digit all along) are not.
+
 A bad strategy name or an option that cannot meet the budget is refused by `check_config` before any
 bank or model is built (ParameterError naming the option and what would fit).
 """
@@ -22,7 +35,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +44,7 @@ import torch
 from torch import nn
 
 from studio.config import from_dict
-from studio.data.video import VideoConfig
+from studio.data.video import NONE_LABEL, VideoConfig, render, sample_specs
 from studio.data.vocab import answer_ids, build_tokenizer, question_table
 from studio.errors import ParameterError
 from studio.models.codebook import CodebookConfig, codebook
@@ -41,6 +55,7 @@ from studio.repro import cpu_threads, seed_everything
 from studio.training import OptimConfig, make_trainer, quiet_lightning
 
 ALL_TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
+EASY_CELLS = 1.0  # a video is easy when its frames hold at most this many occupied grid cells on average
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,7 @@ class DesignCellConfig:
     motion_tokens: int = 1  # slow_fast: tokens per motion frame (1 or 2)
     coarse_tokens: int = -1  # coarse_fine: discrete tokens per frame (-1: 1 if M <= 4 else 4; 0: none)
     codes: int = 64  # coarse_fine: codebook size
+    easy_cells: float = EASY_CELLS  # content_metrics: easy videos hold <= this many occupied cells per frame
     # workload
     tasks: tuple[str, ...] = ALL_TASKS
     raw_frames: int = 32
@@ -143,6 +159,7 @@ def check_config(config: dict) -> None:
         for name, ok, want in (
             ("lr", float(cfg.lr) > 0, "> 0"),
             ("warmup", 0 <= float(cfg.warmup) < 1, "in [0, 1)"),
+            ("easy_cells", float(cfg.easy_cells) >= 0, ">= 0"),
         ):
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(cfg, name)!r}")
@@ -165,6 +182,58 @@ def bank_and_codebook(cfg: DesignCellConfig, log=print):
         key = bank_key(ecfg, vcfg, cfg.train_videos, cfg.val_videos, cfg.data_seed)
         book = codebook(bank["train"]["features"], CodebookConfig(codes=int(cfg.codes)), key, log=log)
     return bank, book
+
+
+@lru_cache(maxsize=4)
+def item_content(video: VideoConfig, n: int, seed: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Videos 0..n-1 of `split` (a bank's val videos are split "test") -> (task (N,), cells (N, F)): the
+    occupied cells of each raw frame, cells of the generator's label grid that a digit covers (read-only)."""
+    quiet = replace(video, noise=0.0)  # the labels come from the sprites alone: skip drawing pixel noise
+    specs = sample_specs(quiet, np.arange(n), seed=seed, split=split)
+    _, labels = render(quiet, specs, labels=True)  # (N, F, G, G)
+    cells = (labels != NONE_LABEL).sum((2, 3))
+    for a in (specs["task"], cells):
+        a.setflags(write=False)
+    return specs["task"], cells
+
+
+def content_metrics(
+    hit: np.ndarray, cells: np.ndarray, frame_tokens: np.ndarray, frames_read: np.ndarray, easy_cells: float
+) -> dict:
+    """Accuracy and token spending split by content (see the module docstring for "easy").
+
+    hit (N,) 1 where the answer was right; cells (N, F) occupied cells per raw frame; frame_tokens (N, R)
+    the strategy's tokens on each of the R raw frames it read (`frames_read`, indices into F).
+    -> easy_items, val_acc_easy, val_acc_hard, easy_tokens (per easy video), easy_tokens_digit_frame and
+    easy_tokens_empty_frame (per frame read that holds a digit / none, over the easy videos; NaN if none)."""
+    easy = cells.mean(1) <= easy_cells
+    digit = cells[easy][:, frames_read] > 0  # (n_easy, R)
+    tok = frame_tokens[easy]
+
+    def mean(x) -> float:
+        return float(np.mean(x)) if np.size(x) else float("nan")
+
+    return {
+        "easy_items": int(easy.sum()),
+        "val_acc_easy": mean(hit[easy]),
+        "val_acc_hard": mean(hit[~easy]),
+        "easy_tokens": mean(tok.sum(1)),
+        "easy_tokens_digit_frame": mean(tok[digit]),
+        "easy_tokens_empty_frame": mean(tok[~digit]),
+    }
+
+
+@torch.no_grad()
+def per_item(module: VideoLM, strategy: nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over `loader` (the val chunks, in order) -> hit (N,) and tokens per frame read (N, R)."""
+    module.eval()
+    hits, tokens = [], []
+    for batch in loader:
+        batch = {k: v.to(module.device) for k, v in batch.items()}
+        logits = module(batch)
+        hits.append((logits.argmax(-1) == batch["answer_id"]).cpu().numpy())
+        tokens.append(strategy.frame_tokens(len(logits)).numpy())
+    return np.concatenate(hits).astype(np.float64), np.concatenate(tokens)
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -250,8 +319,13 @@ def _train(cfg: DesignCellConfig, run_dir: Path) -> dict:
     trainer.fit(module, train_dataloaders=loader)
     seconds = time.perf_counter() - t0
     train_loss = trainer.callback_metrics.get("train/loss")
-    trainer.validate(module, dataloaders=torch.utils.data.DataLoader(val, batch_size=None), verbose=False)
+    val_loader = torch.utils.data.DataLoader(val, batch_size=None)
+    trainer.validate(module, dataloaders=val_loader, verbose=False)
     m = module.val_metrics
+    val_task, cells = item_content(cfg.video(), cfg.val_videos, cfg.data_seed)
+    if not np.array_equal(val_task, bank["val"]["task"]):  # the content must describe the bank's own videos
+        raise RuntimeError("item_content: the generator's val videos do not match the feature bank's")
+    hit, frame_tokens = per_item(module, strategy, val_loader)
     out = {"val_loss": m["val/loss"], "val_acc": m["val/acc"]}
     for task in cfg.tasks:
         out[f"val_acc_{task}"] = m.get(f"val/acc_{task}", float("nan"))
@@ -268,6 +342,7 @@ def _train(cfg: DesignCellConfig, run_dir: Path) -> dict:
             "raw_frames_read": len(frames),
         }
     )
+    out.update(content_metrics(hit, cells, frame_tokens, frames, float(cfg.easy_cells)))
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
 
 

@@ -31,6 +31,9 @@ so the LM, the question, the loss and the evaluation are the engine's. The strat
 
 Token counts are exact and fixed per cell (no padding): `n_tokens == frames * tokens_per_frame` for every
 strategy. `check_spec` refuses an option that cannot meet the budget, naming it and what would fit.
+`s.frame_tokens(B)` says where the tokens went: (B, len(frames_read)) tokens spent on each raw frame read
+(native_resolution's for the last batch it saw; a slow_fast motion token counts for its motion frame, and a
+frame read only as a motion frame's predecessor gets none); each row sums to n_tokens.
 """
 
 from __future__ import annotations
@@ -174,6 +177,10 @@ class PooledFrames(nn.Module):
         """(B, T, P, C) -> (B, T*M, width)"""
         return self.projector(self.token_selector(self.frame_selector(x)))
 
+    def frame_tokens(self, batch_size: int) -> torch.Tensor:
+        """-> (B, T): M tokens on every frame read."""
+        return torch.full((batch_size, len(self.frames_read)), self.n_tokens // len(self.frames_read))
+
 
 class SlowFast(nn.Module):
     """slow_fast: K pooled slow frames + motion tokens for evenly spaced motion frames (see module doc)."""
@@ -198,6 +205,10 @@ class SlowFast(nn.Module):
         self.register_buffer("motion_t", torch.from_numpy(motion), persistent=False)
         self.register_buffer("xy", _grid_xy(grid), persistent=False)
         self.n_tokens = K * Ms + len(motion) * self.m  # linspace steps >= 1: the motion frames are distinct
+        per_frame = torch.zeros(len(self.frames_read), dtype=torch.long)
+        per_frame[self.slow_idx] += Ms
+        per_frame[self.motion_idx] += self.m
+        self.register_buffer("per_frame", per_frame, persistent=False)
         self.pool = TokenSelector("mean", Ms, grid, dim)
         self.slow_proj = nn.Sequential(nn.Linear(dim, width), nn.GELU(), nn.Linear(width, width))
         self.space = nn.Parameter(torch.randn(1, Ms, width) * 0.02)
@@ -221,6 +232,10 @@ class SlowFast(nn.Module):
             w = change / change.sum(-1, keepdim=True).clamp_min(1e-6)
             tokens.append(self.what_proj((w[..., None] * cur).sum(2)) + t + self.kind[2])
         return torch.cat(tokens, 1)
+
+    def frame_tokens(self, batch_size: int) -> torch.Tensor:
+        """-> (B, len(frames_read)): M_s on a slow frame, m on a motion frame, 0 on a predecessor only."""
+        return self.per_frame.cpu().expand(batch_size, -1)
 
 
 class CoarseFine(nn.Module):
@@ -265,6 +280,10 @@ class CoarseFine(nn.Module):
         fine = torch.gather(x, 2, top[..., None].expand(B, T, self.k, C))
         parts.append(self.fine_proj(fine) + self.patch_pos[top] + self.kind[1])
         return (torch.cat(parts, 2) + self.time).reshape(B, -1, parts[-1].shape[-1])
+
+    def frame_tokens(self, batch_size: int) -> torch.Tensor:
+        """-> (B, T): c coarse + M - c fine tokens on every frame read."""
+        return torch.full((batch_size, self.T), self.c + self.k)
 
 
 def allocate(content: torch.Tensor, budget: int, cap: int) -> torch.Tensor:
@@ -316,6 +335,12 @@ class NativeResolution(nn.Module):
         patch = order[b, t, r]
         tok = self.proj(x[b, t, patch]) + self.patch_pos[patch] + self.time[t]
         return tok.reshape(B, self.n_tokens, -1)
+
+    def frame_tokens(self, batch_size: int) -> torch.Tensor:
+        """-> (B, T): the allocation of the last batch (call right after forward on it)."""
+        if self.last_allocation is None or len(self.last_allocation) != batch_size:
+            raise ValueError("native_resolution: frame_tokens(B) needs a forward on a batch of B first")
+        return self.last_allocation.cpu()
 
 
 def build_strategy(spec: StrategySpec, grid: int, dim: int, width: int, codebook=None) -> nn.Module:

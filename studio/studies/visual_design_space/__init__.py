@@ -4,6 +4,7 @@
     table = results_table(runs)               # one row per trained cell: arm, budget, seed, metrics, cost
     long = task_summary(table)                # per (mix, arm, budget, metric): mean, min, max over seeds
     cost = cost_table(table)                  # visual tokens, step time, parameters added over uniform
+    easy = easy_table(table)                  # accuracy and tokens spent on the easy videos (Kimi-VL)
     save_verdicts(verdicts(table), "visual_design_space")
 
 Arms (studio.models.strategies): uniform (mean-pooled uniform frames, Opt-Visor's baseline), attention
@@ -13,6 +14,11 @@ Two task mixes: `all` (retrieval, spatial, ordering, counting, motion, equal sha
 (MotionBench's four motion types alone: linear, curved (parabola), rotational (circle), contact (bounce
 off a wall), the engine's motion task), where the uniform baseline's accuracy as M shrinks shows what a
 cheaper motion representation has to beat.
+
+Easy videos (Kimi-VL's claim is about easy frames) are defined by studio.design_space.content_metrics
+from the generator's own cell labels: a video whose frames hold at most `easy_cells` occupied grid cells
+on average (EASY_CELLS = 1.0: one digit for at most a quarter of the video); each cell reports its
+accuracy on them and where it spent its tokens there.
 
 Every comparison is of seed means at one budget (equal visual tokens: every strategy spends exactly
 frames * tokens_per_frame, `visual_tokens` in the table), and a difference counts only when it clears the
@@ -29,11 +35,13 @@ import pandas as pd
 from studio import paths
 from studio.stats import summarise
 from studio.studies.visual_design_space.verdicts import (  # noqa: F401  (the notebook's verdicts)
+    EASY,
     EMA,
     KIMI,
     MAVEN,
     MIN_SEEDS,
     MULTI_OBJECT,
+    TOKEN_RATIO,
     compare,
     verdict_ema,
     verdict_kimi,
@@ -46,6 +54,15 @@ SWEEP = "visual_design_space"  # experiments/sweeps/visual_design_space.yaml
 ARMS = ("uniform", "attention", "slow_fast", "coarse_fine", "fine_only", "native_resolution")
 TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
 KEYS = ["mix", "arm", "budget", "frames", "tokens_per_frame", "seed"]
+EASY_COLUMNS = (  # studio.design_space.content_metrics, and the threshold it used
+    "easy_cells",
+    "easy_items",
+    EASY,
+    "val_acc_hard",
+    "easy_tokens",
+    "easy_tokens_digit_frame",
+    "easy_tokens_empty_frame",
+)
 CHANCE = {"retrieval": 0.1, "spatial": 0.1, "ordering": 0.1, "counting": 1 / 3, "motion": 0.25}
 
 
@@ -93,7 +110,9 @@ def _tasks(value) -> tuple[str, ...]:
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: mix (`all` or the single task), arm, budget (frames * tokens_per_frame), T, M,
     seed, visual_tokens (what the strategy actually fed the LM), val_loss, val_acc, val_acc_<task>,
-    seconds, step_ms, n_params, strategy_params, raw_frames_read and the strategy's options."""
+    seconds, step_ms, n_params, strategy_params, raw_frames_read, the strategy's options and, where the
+    runs have them, the content split (easy_cells, easy_items, val_acc_easy, val_acc_hard, easy_tokens,
+    easy_tokens_digit_frame, easy_tokens_empty_frame: studio.design_space.content_metrics)."""
     out = pd.DataFrame(
         {
             "mix": ["all" if len(_tasks(t)) > 1 else _tasks(t)[0] for t in runs["tasks"]],
@@ -105,6 +124,7 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     cols += [f"val_acc_{t}" for t in TASKS if f"val_acc_{t}" in runs]
     cols += ["seconds", "step_ms", "n_params", "strategy_params", "raw_frames_read"]
     cols += ["slow_frames", "slow_tokens", "motion_tokens", "coarse_tokens"]
+    cols += [c for c in EASY_COLUMNS if c in runs]
     for c in cols:
         out[c] = runs[c].to_numpy()
     if (out["visual_tokens"] != out["budget"]).any():  # every strategy must spend exactly its budget
@@ -161,6 +181,30 @@ def cost_table(table: pd.DataFrame) -> pd.DataFrame:
         r.n_params - base.get((r.mix, r.budget), np.nan) for r in out.itertuples()
     ]  # NaN where the mix has no uniform cell at that budget
     return out
+
+
+def easy_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (arm, budget) of the five-task mix: the easy videos' accuracy (mean, min, max over seeds) next to
+    the hard videos' and the overall one (seed means), and the tokens spent on an easy video: in all, per
+    frame read that holds a digit, per empty frame read (seed means). Empty when the runs predate the split."""
+    means = [
+        "easy_items",
+        "val_acc_hard",
+        "val_acc",
+        "easy_tokens",
+        "easy_tokens_digit_frame",
+        "easy_tokens_empty_frame",
+    ]
+    group = ["arm", "budget", "frames", "tokens_per_frame"]
+    cols = [*group, "mean", "min", "max", "n_seeds", *means]
+    part = table[table["mix"] == "all"].dropna(subset=[EASY]) if EASY in table else table.iloc[:0]
+    if part.empty:
+        return pd.DataFrame(columns=cols)
+    g = part.groupby(group)
+    out = pd.DataFrame({"mean": g[EASY].mean(), "min": g[EASY].min(), "max": g[EASY].max(), "n_seeds": g[EASY].count()})
+    out = out.join(g[means].mean()).reset_index()
+    out["order"] = [ARMS.index(a) for a in out["arm"]]
+    return out.sort_values(["budget", "order"])[cols].reset_index(drop=True)
 
 
 def motion_curve(table: pd.DataFrame) -> pd.DataFrame:
