@@ -3,7 +3,7 @@
 #
 # Opt-Visor derives one optimal number of frames T* for a visual budget T*M, and the visual-context
 # notebook reproduces an interior optimum for one synthetic workload. But the optimum belongs to the
-# workload as much as to the model: a needle on screen for 2 of 32 frames needs more frames than one on
+# workload as much as to the model: a needle on screen for 4 of 32 frames needs more frames than one on
 # screen for 16, a small digit needs more tokens per frame than a large one, and Event-Bench argues that
 # event-dense videos defeat the few-frame shortcut. This notebook moves one knob of the synthetic video
 # generator at a time (needle duration, digit size, event density), trains the tiny video-LM on two budget
@@ -18,7 +18,7 @@ launcher: str = "local"  # "local" (this machine) or "submitit"
 workers: int | None = None  # local launcher: banks and cells built at once (None: the sweep profile's)
 laws: list[str] = ["additive", "multiplicative", "kaplan"]  # families compared per workload (studio.scaling)
 budgets: list[int] = [16, 32]  # the budget lines T*M of the sweep, where T* is read
-held_out: dict = {"needle_frames": [4], "events": [4]}  # knob values kept out of the workload law, then predicted
+held_out: dict = {"needle_frames": [8], "events": [4]}  # knob values kept out of the workload law, then predicted
 n_bootstrap: int = 200  # bootstrap resamples per workload law (bands of T* and of the token gain)
 min_line_cells: int = 3  # a budget line is drawn when it holds at least this many cells
 

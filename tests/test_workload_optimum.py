@@ -68,6 +68,54 @@ def test_event_density_draws_distinct_ordered_events_that_fill_half_the_video():
             assert s["sprite_digit"][b][used][first] == s["answer"][b]
 
 
+# ---------------------------------------------------------------- the profiles keep what the issue asks
+@pytest.mark.parametrize("profile", ["default", "paper"])
+def test_each_knob_has_three_values_two_full_lines_two_seeds_and_a_held_out_value(profile):
+    """Issue 18: per knob >= 3 values, >= 2 budget lines with enough cells for an interior optimum, >= 2
+    seeds, and a workload law checked on held-out values (each leaving >= 2 values to fit on)."""
+    import yaml
+
+    from studio import paths
+    from studio.sweep import expand, load_config
+    from studio.workbench.params import parse_parameters
+
+    # the notebook's parameters cell and its profile, read from the paired .py (nbformat costs seconds)
+    cell = (paths.NOTEBOOKS / "workload_optimum.py").read_text().split('# %% tags=["parameters"]\n')[1]
+    params = {p.name: p.default for p in parse_parameters(cell.split("\n# %%")[0]).values()}
+    params |= yaml.safe_load((paths.EXPERIMENTS / "workload_optimum.yaml").read_text())["profiles"][profile] or {}
+    table = pd.DataFrame(expand(load_config(paths.SWEEP_CONFIGS / f"{wo.SWEEP}.yaml", params["sweep_profile"])))
+    table["budget"] = table["frames"] * table["tokens_per_frame"]
+    assert table["seed"].nunique() >= wo.MIN_SEEDS and len(params["budgets"]) >= 2
+    assert params["min_line_cells"] >= 3  # a line of three splits can have its best one inside
+    for knob in wo.KNOBS:
+        series = wo.knob_series(table, knob)
+        values = sorted(series["value"].unique())
+        assert len(values) >= 3, (knob, values)
+        for value, g in series.groupby("value"):
+            for budget in params["budgets"]:
+                line = g[(g["budget"] == budget) & (g["seed"] == 0)]
+                assert line["frames"].nunique() >= params["min_line_cells"], (knob, value, budget)
+        held = params["held_out"].get(knob, [])
+        assert set(held) <= set(values) and len(set(values) - set(held)) >= 2, (knob, held, values)
+    assert any(params["held_out"].values())
+    sizes = wo.knob_series(table, "digit_size")  # the measured token gain: (4, 4) and (4, 16) at every size
+    pairs = sizes[(sizes["frames"] == 4) & sizes["tokens_per_frame"].isin([4, 16])]
+    assert (pairs.groupby("value")["tokens_per_frame"].nunique() == 2).all()
+
+
+def test_prepare_banks_builds_each_missing_bank_where_cells_read_it_and_nothing_when_warm():
+    from studio.sweep import parse_config
+
+    base = {"frames": 1, "tokens_per_frame": 1, "needle_frames": 4, "digit_size": 8, "events": 0}
+    base |= {"train_videos": 4, "val_videos": 4, "encoder_steps": 2, "data_seed": 7, "steps": 1}
+    cells = [{"frames": 2}]  # with the base cell: two cells, one bank
+    config = parse_config({"name": "banks", "target": "studio.engine:train_cell", "base": base, "include": cells})
+    folder = wo.bank_folder(base)
+    assert not folder.exists()
+    assert wo.prepare_banks(config) == 1 and folder.is_dir()
+    assert wo.prepare_banks(config, workers=2) == 0  # warm: no bank to build, no process started
+
+
 # ---------------------------------------------------------------- the default workload is unchanged
 # sha256 of what the generator made before the knobs existed: computed with the code of commit ca7efa5 (a
 # `git worktree add /tmp/wo_base HEAD` checkout, PYTHONPATH pointing at it) on the 2-core development
