@@ -109,3 +109,10 @@ def test_a_parameter_file_that_is_a_folder_is_named_as_such(tmp_path):
 
     with pytest.raises(ParameterError, match="is a folder; give a YAML file"):
         load_param_file(tmp_path)
+
+
+def test_figures_only_accumulates_over_repeated_flags():
+    from studio.workbench.cli import build_parser
+
+    args = build_parser().parse_args(["figures", "--only", "a", "b", "--only", "c"])
+    assert args.only == ["a", "b", "c"]

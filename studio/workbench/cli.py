@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument(
         "--check", action="store_true", help="rerun and report figures whose data changed; figures/ is left untouched"
     )
-    fig.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks")
+    fig.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="only these notebooks (repeatable)")
     fig.add_argument(
         "--jobs",
         type=_positive_int,
