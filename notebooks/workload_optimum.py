@@ -142,16 +142,17 @@ save_figure(
 
 # %% [markdown]
 # ## Event density and the few-frame shortcut
-# Accuracy on the ordering question ("which digit came first?") with one frame and with the best cell, and
-# the shortcut: the share of the best accuracy above chance that one frame already gets (seed range).
+# Accuracy on the counting question ("how many times did a digit appear?", 0 up to the density's number of
+# flashes: it needs every event) with one frame and with the best cell, against chance (dotted), and the
+# shortcut: the share of the best accuracy above chance that one frame already gets (seed range).
 
 # %%
 short = wo.shortcut(series["events"])
 fig, axes = figure(2)
 axes[0].plot(short["value"], short["acc_t1"], marker="o", color="C3", label="T = 1")
 axes[0].plot(short["value"], short["acc_best"], marker="s", color="C0", label="best cell")
-axes[0].axhline(wo.CHANCE, color="0.5", lw=0.8, ls=":")
-axes[0].set(ylabel="ordering accuracy", ylim=(0, 1.02))
+axes[0].plot(short["value"], short["chance"], color="0.5", lw=0.8, ls=":", label="chance")
+axes[0].set(ylabel="counting accuracy", ylim=(0, 1.02))
 wo.knob_axis(axes[0], short["value"], wo.KNOBS["events"].label)
 axes[0].legend(fontsize=7)
 err = [short["mean"] - short["min"], short["max"] - short["mean"]]
@@ -162,7 +163,7 @@ save_figure(
     fig,
     "workload_optimum_shortcut",
     short if not short.empty else series["events"],
-    caption="Ordering accuracy with one frame and with the best split, and the few-frame shortcut, against event density.",
+    caption="Counting accuracy with one frame and with the best split, and the few-frame shortcut, against event density.",
 )
 short.round(3)
 

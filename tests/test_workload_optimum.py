@@ -38,9 +38,10 @@ def test_an_impossible_knob_is_refused_naming_it_and_its_range(knob, value, vali
         check_config(cell)
 
 
-def test_events_need_the_ordering_task_and_a_sweep_refuses_a_bad_knob_before_any_run(sweep_project):
-    with pytest.raises(ParameterError, match="events=4 changes the ordering task"):
+def test_events_need_an_event_task_and_a_sweep_refuses_a_bad_knob_before_any_run(sweep_project):
+    with pytest.raises(ParameterError, match="events=4 changes the ordering and counting tasks, neither"):
         VideoConfig(events=4)
+    VideoConfig(events=4, tasks=("counting",))  # counting alone is an event task
     from studio.sweep import run_sweep
 
     cfg = {
@@ -66,6 +67,30 @@ def test_event_density_draws_distinct_ordered_events_that_fill_half_the_video():
             assert cfg.event_frames * n == 16  # half of the 32 frames, whatever the density
             first = int(np.argmin([row.argmax() for row in on]))
             assert s["sprite_digit"][b][used][first] == s["answer"][b]
+
+
+@pytest.mark.parametrize("n", [1, 4, 8, 10])
+def test_event_counting_draws_zero_to_n_separate_flashes_at_any_time_and_answers_their_number(n):
+    """The question that needs every event: k in 0..n flashes of one digit, each frames // (2n) long, one
+    empty frame apart at least (so they count apart), at starts not tied to any stride; answer k."""
+    cfg = VideoConfig(tasks=("counting",), events=n, distractors=0)
+    s = sample_specs(cfg, range(400), seed=3)
+    ks, starts = [], set()
+    for b in range(400):
+        used = s["sprite_digit"][b] >= 0
+        k = int(used.sum())
+        assert s["answer"][b] == k and len(set(s["sprite_digit"][b][used])) <= 1  # one digit, k times
+        on = s["sprite_on"][b][used]
+        assert (on.sum(1) == cfg.event_frames).all() and (k == 0 or on.sum(0).max() == 1)
+        if k > 1:  # separated: between two flashes at least one frame without the digit
+            lit = on.any(0)
+            assert np.count_nonzero(np.diff(lit.astype(int)) == 1) + int(lit[0]) == k
+        starts.update(int(row.argmax()) for row in on)
+        ks.append(k)
+    assert set(ks) == set(range(n + 1))  # every count from 0 (nothing shown) to n occurs
+    assert len(starts) > 32 // 2  # flashes start at more than half of the 32 frames: not on a fixed grid
+    batch = make_batch(cfg, range(4), seed=3, frames=range(32))
+    assert batch["video"].shape == (4, 32, 32, 32) and (batch["answer"] == s["answer"][:4]).all()
 
 
 # ---------------------------------------------------------------- the profiles keep what the issue asks
@@ -279,7 +304,8 @@ def test_size_verdict_each_way():
 
 
 def _events_table(acc: dict, seeds=(0, 1), jitter=0.01):
-    """Cells of the events series whose ordering accuracy is acc[events][T] (+ jitter per seed)."""
+    """Cells of the events series whose counting accuracy is acc[events][T] (+ jitter per seed); chance
+    at n events is 1 / (n + 1)."""
     rows = []
     for n, by_t in acc.items():
         for T, a in by_t.items():
@@ -287,7 +313,7 @@ def _events_table(acc: dict, seeds=(0, 1), jitter=0.01):
                 rows.append(
                     {**wo.CENTRE, "events": n, "frames": T, "tokens_per_frame": 16 // T if T <= 16 else 1, "seed": s}
                     | {"token_strategy": "mean", "frame_strategy": "uniform", "val_loss": 1.0, "val_acc": a}
-                    | {"val_acc_ordering": a + jitter * s, "val_acc_spatial": 0.5}
+                    | {"val_acc_counting": a + jitter * s, "tasks": "counting"}
                 )
     return pd.DataFrame(rows)
 
@@ -296,7 +322,8 @@ def test_shortcut_and_events_verdict_each_way():
     dense_kills = {1: {1: 0.9, 4: 0.95, 16: 0.95}, 8: {1: 0.15, 4: 0.4, 16: 0.8}}
     short = wo.shortcut(wo.knob_series(_events_table(dense_kills), "events"))
     assert short["value"].tolist() == [1, 8] and short["best_frames"].tolist() == [4, 16] and short["learned"].all()
-    per_seed = [(0.9 - 0.1) / (0.95 - 0.1), (0.91 - 0.1) / (0.96 - 0.1)]  # T = 1 against the best cell, per seed
+    per_seed = [(0.9 - 0.5) / (0.95 - 0.5), (0.91 - 0.5) / (0.96 - 0.5)]  # T = 1 against the best cell, per seed
+    assert short["chance"].tolist() == pytest.approx([1 / 2, 1 / 9])  # a count in 0..1, in 0..8
     assert short.loc[0, "mean"] == pytest.approx(np.mean(per_seed)) and short.loc[0, "min"] == pytest.approx(
         per_seed[0]
     )
@@ -306,7 +333,7 @@ def test_shortcut_and_events_verdict_each_way():
         wo.verdict_events(wo.shortcut(wo.knob_series(_events_table(dense_helps), "events"))).verdict == NOT_REPRODUCED
     )
     noisy = wo.shortcut(
-        wo.knob_series(_events_table({1: {1: 0.5, 16: 0.9}, 8: {1: 0.48, 16: 0.9}}, jitter=0.2), "events")
+        wo.knob_series(_events_table({1: {1: 0.8, 16: 0.9}, 8: {1: 0.72, 16: 0.9}}, jitter=0.05), "events")
     )
     assert wo.verdict_events(noisy).verdict == TIE  # the drop is inside the seed spread
     one_seed = wo.shortcut(wo.knob_series(_events_table(dense_kills, seeds=(0,)), "events"))
@@ -315,3 +342,16 @@ def test_shortcut_and_events_verdict_each_way():
     at_chance = {**dense_kills, 16: {1: 0.1, 16: 0.12}}
     v = wo.verdict_events(wo.shortcut(wo.knob_series(_events_table(at_chance, jitter=0.0), "events")))
     assert v.verdict == REPRODUCED and "left out: events = 16" in v.evidence
+
+
+def test_a_workload_counts_as_learned_against_its_own_chance():
+    """A count in 0..1 is right half the time blind: 0.6 is not learned there, while 0.3 on digits is."""
+    assert wo.task_chance("counting", 1) == 0.5 and wo.task_chance("counting", 8) == pytest.approx(1 / 9)
+    assert wo.task_chance("spatial") == 0.1 and wo.task_chance("motion") == 0.25
+    assert wo.workload_chance("retrieval+spatial") == pytest.approx(0.1)
+    assert wo.workload_chance("spatial+counting", 1) == pytest.approx(0.3)
+    cells = pd.DataFrame({"frames": [1, 4], "tokens_per_frame": [4, 1], "val_acc": [0.5, 0.6]})
+    assert not wo.learned(cells.assign(tasks="counting", events=1))
+    assert wo.learned(cells.assign(tasks="counting", events=8))  # 0.6 > 1/9 + 0.15
+    assert wo.learned(cells.assign(val_acc=[0.2, 0.3], tasks="retrieval+spatial", events=0))
+    assert not wo.learned(cells.assign(val_acc=[0.2, 0.24], tasks="retrieval+spatial", events=0))

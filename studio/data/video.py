@@ -9,7 +9,9 @@ Tasks (question -> answer word):
 - spatial:   two different digits side by side for `needle_frames` frames -> the left one (needs tokens);
 - ordering:  two different digits at two disjoint times -> the one that came first (with `events` = n:
              n different digits one after another, each for frames // (2n) frames -> the first);
-- counting:  one digit flashed k times (k in 1..max_count), each for needle_frames // 2 frames -> k;
+- counting:  one digit flashed k times (k in 1..max_count), each for needle_frames // 2 frames -> k
+             (with `events` = n: k in 0..n flashes, each for frames // (2n) frames, at random times at least
+             one empty frame apart -> k: a question only a model that sees every event can answer);
 - motion:    a digit on screen all along, moving linear / curved / circular / bounce -> the motion word.
 
 Every sample is a pure function of (seed, split, index): `sample_specs` draws the small per-sample
@@ -22,7 +24,8 @@ Workload knobs (studio.studies.workload_optimum moves each one alone): `needle_f
 needle stays on screen, 1..frames: from 1/F of the video to all of it), `digit_size` (the object's side
 in pixels, 1..size // 2 so that two digits fit side by side; size // label_grid pixels is one grid cell)
 and `events` (Event-Bench's event density: 0 keeps each task's own layout; n >= 1 turns the ordering
-question into n events, which a model can only order if it sees enough of them). A value the generator
+question into n events, whose first a model finds only if it sees the start, and the counting question
+into 0..n events, which it counts right only if it sees all of them). A value the generator
 cannot draw raises studio.errors.ParameterError naming the knob and its valid range. With every knob
 at its default the videos are the ones this module always made (tests pin their bytes).
 """
@@ -68,7 +71,7 @@ class VideoConfig:
     tasks: tuple[str, ...] = ("retrieval", "spatial")
     task_weights: tuple[float, ...] | None = None  # None: equal mix
     label_grid: int = 8  # pretraining labels: which digit covers each cell of this grid
-    events: int = 0  # event density: 0 = each task's own layout; n >= 1 = the ordering task shows n events
+    events: int = 0  # event density: 0 = each task's own layout; n >= 1 = ordering shows n events, counting 0..n
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -82,20 +85,23 @@ class VideoConfig:
         _in_range("needle_frames", self.needle_frames, 1, self.frames, "frames a needle stays on screen")
         _in_range("digit_size", self.digit_size, 1, self.size // 2, "pixels; two digits must fit side by side")
         _in_range("events", self.events, 0, min(10, self.frames // 2), "0: off; distinct digits, >= 1 frame each")
-        if self.events and "ordering" not in self.tasks:
-            raise ParameterError(f"events={self.events} changes the ordering task, which is not in tasks {self.tasks}")
+        if self.events and not {"ordering", "counting"} & set(self.tasks):
+            raise ParameterError(
+                f"events={self.events} changes the ordering and counting tasks, neither of which is in tasks {self.tasks}"
+            )
         if self.size % self.label_grid:
             raise ValueError("label_grid must divide size")
         slots = self.frames // max(1, self.needle_frames // 2)
-        if "counting" in self.tasks and (slots + 1) // 2 < self.max_count:
+        if "counting" in self.tasks and not self.events and (slots + 1) // 2 < self.max_count:
             raise ValueError(f"counting: {self.max_count} separated flashes do not fit in {self.frames} frames")
         if "ordering" in self.tasks and not self.events and 2 * self.needle_frames > self.frames:
             raise ValueError("ordering: two needles must fit one after the other")
 
     @property
     def event_frames(self) -> int:
-        """Frames each ordering event stays on screen: with `events` = n, half the video holds the n
-        events whatever n is, so density changes how many events there are, not how much is on screen."""
+        """Frames each ordering or counting event stays on screen: with `events` = n, n events fill half
+        the video whatever n is, so density changes how many events there are, not how much is on screen
+        (n events of this length, one empty frame apart, always fit: n <= frames // 2)."""
         return self.frames // (2 * self.events) if self.events else self.needle_frames
 
     @classmethod
@@ -206,6 +212,19 @@ def sample_specs(cfg: VideoConfig, indices, *, seed: int = 0, split: str = "trai
             for i in range(n):
                 put(i, int(digits[i]), starts[i], starts[i] + dur, r.integers(0, hi + 1, size=2))
             out["answer"][b] = digits[0]
+        elif task == "counting" and cfg.events:
+            # k in 0..n flashes of one digit (0: "zero", so that even one event is a question), each `dur` frames long, one empty frame apart at least, every
+            # placement equally likely: start_i = y_i + i (dur + 1) with y nondecreasing in 0..slack (stars
+            # and bars), so the flashes are not aligned with any frame sampler's stride.
+            n, dur = cfg.events, cfg.event_frames
+            k = int(r.integers(0, n + 1))
+            c = int(r.integers(10))
+            slack = F - k * dur - max(k - 1, 0)
+            y = np.sort(r.choice(slack + k, size=k, replace=False)) - np.arange(k) if k else []
+            for s in range(k):
+                start = int(y[s]) + s * (dur + 1)
+                put(s, c, start, start + dur, r.integers(0, hi + 1, size=2))
+            out["answer"][b] = k
         elif task == "counting":
             dur = max(1, d // 2)
             k = int(r.integers(1, cfg.max_count + 1))

@@ -11,8 +11,9 @@
 
 Three knobs of studio.data.video, each moved alone around the visual-context workload (CENTRE: needle 8
 of 32 frames, 8-pixel digits, the retrieval + spatial mix): `needle_frames` (w = the needle's share of
-the video), `digit_size` (w = the digit's side in grid cells) and `events` (w = distinct events per
-video, with the spatial + ordering mix: "which digit came first?"). Per knob value a law L(T, M) is
+the video), `digit_size` (w = the digit's side in grid cells) and `events` (w = the most events a video
+holds, with the counting question "how many times did a digit appear?" over 0..events flashes: a
+question only a model that sees every event answers, so a single frame's shortcut shrinks with density). Per knob value a law L(T, M) is
 fitted with studio.scaling (family chosen by `compare`), giving T* on each budget line T*M with
 bootstrap bands; where no law can be fitted (too few cells) T* is the line's best cell, without a band.
 
@@ -44,9 +45,11 @@ from studio.studies.workload_optimum.verdicts import (  # noqa: F401  (the noteb
     MIN_SEEDS,
     MIN_VALUES,
     OPT_VISOR,
+    task_chance,
     verdict_events,
     verdict_needle,
     verdict_size,
+    workload_chance,
 )
 from studio.tolerance import seed_range
 
@@ -65,7 +68,7 @@ class Knob:
 KNOBS = {
     "needle_frames": Knob("needle on screen (frames of 32)", "needle_fraction", "per_frame"),
     "digit_size": Knob("digit side (pixels; a grid cell is 4)", "object_cells", "per_cell"),
-    "events": Knob("events per video", "events", "count"),
+    "events": Knob("events per video (at most)", "events", "count"),
 }
 KEYS = ["needle_frames", "digit_size", "events", "frames", "tokens_per_frame", "seed"]
 
@@ -223,9 +226,11 @@ OPTIMA_COLUMNS += ["token_gain", "token_gain_ci_low", "token_gain_ci_high", "lea
 
 
 def learned(cells: pd.DataFrame, col: str = "val_acc") -> bool:
-    """Whether a workload was learned: its best cell (mean over seeds of `col`) beats CHANCE + LEARNED_MARGIN."""
+    """Whether a workload was learned: its best cell (mean over seeds of `col`) beats the workload's
+    chance (workload_chance of its task mix) by LEARNED_MARGIN."""
     best = cells.groupby(["frames", "tokens_per_frame"])[col].mean().max()
-    return bool(best > CHANCE + LEARNED_MARGIN)
+    first = cells.iloc[0]
+    return bool(best > workload_chance(first.get("tasks", "retrieval"), first.get("events", 0)) + LEARNED_MARGIN)
 
 
 def fit_optima(series, laws, budgets, n_bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
@@ -336,24 +341,27 @@ def token_pairs(series: pd.DataFrame, m_low: int = 4, m_high: int = 16) -> pd.Da
 
 
 # ---------------------------------------------------------------- Event-Bench's few-frame shortcut
-def shortcut(series: pd.DataFrame, task: str = "ordering") -> pd.DataFrame:
-    """Per knob value: accuracy on `task` with one frame (T = 1 cells), with the best cell (highest mean),
-    and the shortcut (acc_t1 - CHANCE) / (acc_best - CHANCE): the share of the best accuracy above chance
-    that a single frame already gets. Columns value, acc_t1, acc_best, best_frames, mean, min, max, n_seeds
-    (mean/min/max of the shortcut over seeds), learned (acc_best beats CHANCE + LEARNED_MARGIN)."""
+def shortcut(series: pd.DataFrame, task: str = "counting") -> pd.DataFrame:
+    """Per knob value (events): accuracy on `task` with one frame (T = 1 cells), with the best cell
+    (highest mean), and the shortcut (acc_t1 - chance) / (acc_best - chance), chance = task_chance(task,
+    events): the share of the best accuracy above chance that a single frame already gets. The default
+    task, counting ("how many times did a digit appear?", 0..events flashes), needs every event. Columns
+    value, chance, acc_t1, acc_best, best_frames, best_tokens_per_frame, mean, min, max, n_seeds
+    (mean/min/max of the shortcut over seeds), learned (acc_best beats chance + LEARNED_MARGIN)."""
     col = f"val_acc_{task}"
     rows = []
     for value, g in vc.default_cells(series).groupby("value"):
         if col not in g or g[col].isna().all() or not (g["frames"] == 1).any():
             continue
+        chance = task_chance(task, int(value))
         cell = g.groupby(["frames", "tokens_per_frame"])[col].mean()
         T, M = cell.idxmax()
         best = g[(g["frames"] == T) & (g["tokens_per_frame"] == M)].set_index("seed")[col]
         t1 = g[g["frames"] == 1].groupby("seed")[col].mean()
-        ok = bool(best.mean() > CHANCE + LEARNED_MARGIN)  # else no best accuracy to take a share of
-        per_seed = ((t1 - CHANCE) / (best - CHANCE)).dropna() if ok else pd.Series([np.nan])
-        rows.append([value, t1.mean(), best.mean(), T, M, per_seed.mean(), per_seed.min(), per_seed.max()])
+        ok = bool(best.mean() > chance + LEARNED_MARGIN)  # else no best accuracy to take a share of
+        per_seed = ((t1 - chance) / (best - chance)).dropna() if ok else pd.Series([np.nan])
+        rows.append([value, chance, t1.mean(), best.mean(), T, M, per_seed.mean(), per_seed.min(), per_seed.max()])
         rows[-1] += [int(per_seed.notna().sum()), ok]
-    cols = ["value", "acc_t1", "acc_best", "best_frames", "best_tokens_per_frame", "mean", "min", "max", "n_seeds"]
-    cols += ["learned"]
+    cols = ["value", "chance", "acc_t1", "acc_best", "best_frames", "best_tokens_per_frame", "mean", "min", "max"]
+    cols += ["n_seeds", "learned"]
     return pd.DataFrame(rows, columns=cols)

@@ -11,9 +11,23 @@ from studio.verdicts import Verdict, verdict
 OPT_VISOR, EVENT_BENCH = "Opt-Visor", "Event-Bench"
 MIN_VALUES = 2  # a trend needs at least this many knob values
 MIN_SEEDS = 2  # fewer seeds: no spread to compare a difference with, so never resolved
-CHANCE = 0.1  # accuracy of a guess among the 10 digit answers
-LEARNED_MARGIN = 0.15  # a workload counts as learned when its best cell beats CHANCE by this much accuracy;
+CHANCE = 0.1  # accuracy of a guess among the 10 digit answers (retrieval, spatial, ordering)
+LEARNED_MARGIN = 0.15  # a workload counts as learned when its best cell beats its chance by this much accuracy;
 # an unlearned one (every cell near chance) has no optimum to speak of and is left out of laws and verdicts
+
+
+def task_chance(task: str, events: int = 0, max_count: int = 3) -> float:
+    """Accuracy of the best blind guess at one question of studio.data.video: a digit 1/10; a count
+    uniform in 0..events (with `events`) or 1..max_count; a motion 1/4."""
+    if task == "counting":
+        return 1 / (events + 1) if events else 1 / max_count
+    return 0.25 if task == "motion" else CHANCE
+
+
+def workload_chance(tasks: str, events: int = 0) -> float:
+    """Chance accuracy of a workload's equal mix of `tasks` ("retrieval+spatial", as results_table writes it)."""
+    names = str(tasks).split("+")
+    return float(np.mean([task_chance(t, int(events)) for t in names]))
 
 
 def _few(claim: str, paper: str, what: str, note: str = "") -> Verdict:
@@ -25,7 +39,7 @@ def _learned_only(table: pd.DataFrame, knob: str) -> tuple[pd.DataFrame, str]:
     keep = table["learned"].astype(bool)
     out = sorted(table.loc[~keep, "value"].unique())
     note = (
-        f"Not learned at this scale (no cell above {CHANCE + LEARNED_MARGIN:.2f} accuracy), left out: {knob} = "
+        f"Not learned at this scale (no cell {LEARNED_MARGIN:.2f} accuracy above chance), left out: {knob} = "
         + ", ".join(f"{v:g}" for v in out)
         + ". "
     )
