@@ -355,3 +355,12 @@ def test_a_workload_counts_as_learned_against_its_own_chance():
     assert wo.learned(cells.assign(tasks="counting", events=8))  # 0.6 > 1/9 + 0.15
     assert wo.learned(cells.assign(val_acc=[0.2, 0.3], tasks="retrieval+spatial", events=0))
     assert not wo.learned(cells.assign(val_acc=[0.2, 0.24], tasks="retrieval+spatial", events=0))
+
+
+def test_law_sentence_says_when_held_out_optima_sit_at_the_grid_edge():
+    law = fit_workload_law(_optima(), "w")
+    held = _optima(ws=(1 / 8,)).assign(frames_ci_low=np.nan, frames_ci_high=np.nan)
+    inside = held_out_check(law, held.assign(at_boundary=False))
+    assert "edge" not in wo.law_sentence("needle_frames", law, inside)
+    edge = held_out_check(law, held.assign(at_boundary=[True, False]))
+    assert "1 of 2 held-out optima sit at the edge" in wo.law_sentence("needle_frames", law, edge)

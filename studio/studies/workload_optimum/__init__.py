@@ -311,6 +311,12 @@ def law_sentence(knob: str, law: WorkloadLaw | None, check: pd.DataFrame) -> str
     if check.empty:
         return text + "; no held-out workload in this profile."
     hits = int(check["within_factor"].sum())
+    edge = int(check["at_boundary"].astype(bool).sum()) if "at_boundary" in check else 0
+    if edge:  # a measured T* pinned at the grid's edge is a bound, not a value: agreement there is weak
+        text += (
+            f" ({edge} of {len(check)} held-out optima sit at the edge of the measured T: there the measured T* is "
+            "only a bound, and agreement says no more than that the law also puts the optimum at the edge)"
+        )
     return text + (
         f"; on the held-out workloads it predicted T* within a factor {HELD_OUT_FACTOR:g} at {hits} of "
         f"{len(check)} budgets: "
