@@ -41,6 +41,7 @@ from studio.studies import multi_image as mi
 from studio.verdicts import save_verdicts
 
 studio.seed_everything(seed)
+mi.check_knobs(p_nothing=p_nothing, galleries=galleries)
 enc = mi.encoder({"steps": encoder_steps})
 diff = mi.difference_data(enc, n_train_pairs, n_eval_pairs)
 model = {"width": width, "layers": layers}

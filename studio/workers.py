@@ -18,11 +18,14 @@ therefore runs `die_with_parent` first (the pool's initializer):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+
+from studio.errors import StudioError
 
 POLL_S = 0.25  # how often the watchdog looks; a worker outlives its parent by at most this
 
@@ -61,19 +64,36 @@ def die_with_parent(parent_pid: int | None = None, poll_s: float = POLL_S) -> No
     threading.Thread(target=_watch, args=(parent_pid, poll_s), name="die-with-parent", daemon=True).start()
 
 
+class WorkerDied(StudioError, RuntimeError):
+    """A worker process of a spawn_pool ended abruptly (killed, or out of memory)."""
+
+
+@contextlib.contextmanager
 def spawn_pool(workers: int, initializer=None, initargs: tuple = ()):
-    """A ProcessPoolExecutor of `workers` spawned processes that die with this one (`die_with_parent`),
-    each then running `initializer(*initargs)`: e.g. to receive, once per worker, data every task reads.
+    """`with spawn_pool(n) as pool:` a ProcessPoolExecutor of `workers` spawned processes that die with
+    this one (`die_with_parent`), each then running `initializer(*initargs)`: e.g. to receive, once per
+    worker, data every task reads.
 
     Spawned, not forked: a fork of a process whose torch has started its thread pools can deadlock, and a
-    spawned worker imports studio afresh, so it inherits the numerics mode through the environment."""
+    spawned worker imports studio afresh, so it inherits the numerics mode through the environment.
+    A worker that dies (kill -9, the out-of-memory killer) ends the block with one WorkerDied line
+    instead of concurrent.futures' BrokenProcessPool traceback; what finished before is kept by the
+    caller's caches, so a rerun resumes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_start, initargs=(os.getpid(), initializer, initargs)
-    )
+    try:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_start, initargs=(os.getpid(), initializer, initargs)
+        ) as pool:
+            yield pool
+    except BrokenProcessPool as e:
+        raise WorkerDied(
+            f"a worker process died before its task finished ({e}); it was killed or ran out of memory: "
+            f"rerun to resume (finished work is cached), or use fewer workers (now {workers})"
+        ) from None
 
 
 def _start(parent_pid: int, initializer, initargs: tuple) -> None:

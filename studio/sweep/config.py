@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 
-import yaml
-
 from studio import paths
 from studio.errors import ParameterError
+from studio.plain import check_plain, read_yaml
 from studio.repro import stable_hash
 
 TOP_KEYS = (
@@ -86,10 +85,7 @@ def config_path(path: str | os.PathLike) -> Path:
 def load_config(path: str | os.PathLike, profile: str | None = None) -> SweepConfig:
     """Read a sweep config YAML and apply `profile` (default: the file's `default` profile, if any)."""
     p = config_path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise _bad(f"{path}: not valid YAML: {e}") from e
+    data = read_yaml(p, str(path))
     return parse_config(data, profile, source=paths.relative(p))
 
 
@@ -98,6 +94,7 @@ def parse_config(data: dict, profile: str | None = None, source: str | None = No
     where = source or "sweep config"
     if not isinstance(data, dict):
         raise _bad(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    check_plain(data, where)  # every value reaches a target and the run key: plain, finite, acyclic
     _refuse_unknown(data, TOP_KEYS, where)
     for key in ("name", "target", "base"):
         if key not in data:

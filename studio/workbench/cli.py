@@ -19,7 +19,7 @@ def _parse_overrides(pairs) -> dict:
     for key, value in pairs or []:
         if key in out:
             raise ParameterError(f"parameter {key!r} given twice with -p")
-        out[key] = parse_cli_value(value)
+        out[key] = parse_cli_value(value, key)
     return out
 
 
@@ -116,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     fig = sub.add_parser("figures", help="regenerate figures/ and figures/MANIFEST")
     fig.add_argument("--profile", default="default")
     fig.add_argument(
-        "--check", action="store_true", help="rerun and report figures whose data changed; figures/ is left untouched"
+        "--check",
+        action="store_true",
+        help="rerun and report figures whose data changed, and published files (CSV, PNG, PDF) that differ "
+        "from the MANIFEST; figures/ is left untouched",
     )
     fig.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="only these notebooks (repeatable)")
     fig.add_argument(

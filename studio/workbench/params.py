@@ -8,7 +8,10 @@ The parameters cell is plain Python, one assignment per line, optionally annotat
 
 Values from profiles (experiments/NAME.yaml), from `-f file.yaml` and from `-p KEY VALUE` (parsed as
 YAML) are checked against the annotation (or, without one, the type of the default) before any
-kernel starts. Unknown names are refused with the list of valid ones.
+kernel starts. Unknown names are refused with the list of valid ones. Every value must be plain
+(studio.plain: null, booleans, finite numbers, strings, lists and mappings of them) all the way down,
+and the project's seed parameters follow one rule (SEED_RANGE): `seed` is an int in it, `seeds` a
+non-empty list of distinct ints in it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from studio import paths
 from studio.errors import ParameterError  # noqa: F401  (raised here; re-exported for callers)
+from studio.plain import check_plain, load_yaml_text, read_yaml
+
+# numpy's and torch's generators take seeds in [0, 2**32); a study's seed must fit both.
+SEED_RANGE = (0, 2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,11 @@ def _check(value, node) -> bool:
                 return len(value) == len(args) and all(_check(v, a) for v, a in zip(value, args))
             return all(_check(v, args[0]) for v in value)
         if outer in ("dict", "Dict", "Mapping"):
-            return isinstance(value, dict)
+            if not isinstance(value, dict):
+                return False
+            if len(args) == 2:
+                return all(_check(k, args[0]) and _check(v, args[1]) for k, v in value.items())
+            return True
     return True
 
 
@@ -178,7 +187,7 @@ def read_notebook(path: str | Path) -> NotebookSpec:
     spec = NotebookSpec(name=name, path=path.resolve(), params=params, profiles={})
     profile_file = paths.EXPERIMENTS / f"{name}.yaml"
     if profile_file.exists():
-        data = yaml.safe_load(profile_file.read_text()) or {}
+        data = read_yaml(profile_file, paths.relative(profile_file)) or {}
         if not isinstance(data, dict):
             raise ParameterError(f"{paths.relative(profile_file)}: expected a mapping at the top level")
         unknown = set(data) - PROFILE_KEYS
@@ -211,16 +220,35 @@ def _validate(spec: NotebookSpec, values: dict, source: str) -> None:
                 f"unknown parameter {key!r} ({source}) for notebook {spec.name}; valid parameters: {valid}"
             )
         p = spec.params[key]
+        check_plain(value, f"parameter {key!r} ({source})")
         if not check_type(value, p.type):
             raise ParameterError(f"parameter {key!r} ({source}) must be {p.type}, got {type(value).__name__} {value!r}")
+        check_seeds(key, value, source)
 
 
-def parse_cli_value(text: str):
+def check_seeds(key: str, value, source: str) -> None:
+    """`seed` is one int in SEED_RANGE; `seeds` a non-empty list of distinct ones (a repeated seed would
+    shrink the seed spread to nothing and pass for agreement between seeds)."""
+    lo, hi = SEED_RANGE
+    if key == "seed" and isinstance(value, int) and not lo <= value <= hi:
+        raise ParameterError(f"parameter 'seed' ({source}) must be in {lo}..{hi}, got {value}")
+    if key != "seeds" or not isinstance(value, (list, tuple)):
+        return
+    if not value:
+        raise ParameterError(f"parameter 'seeds' ({source}) is empty; give at least one seed, e.g. [0, 1, 2]")
+    bad = [s for s in value if not (isinstance(s, int) and not isinstance(s, bool) and lo <= s <= hi)]
+    if bad:
+        raise ParameterError(f"parameter 'seeds' ({source}): every seed must be an int in {lo}..{hi}, got {bad[0]!r}")
+    repeated = sorted({s for s in value if list(value).count(s) > 1})
+    if repeated:
+        raise ParameterError(f"parameter 'seeds' ({source}) repeats {repeated}; each seed must be distinct")
+
+
+def parse_cli_value(text: str, key: str | None = None):
     """`-p KEY VALUE`: VALUE is YAML, so `8`, `0.5`, `[1, 2, 4]`, `true` and `null` arrive typed."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ParameterError(f"cannot parse {text!r} as a YAML value: {e}") from e
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    name = f"parameter {key!r} (-p): " if key else ""
+    return load_yaml_text(text, f"{name}cannot parse {shown!r} as a YAML value")
 
 
 def load_param_file(path: str | Path) -> dict:
@@ -229,10 +257,7 @@ def load_param_file(path: str | Path) -> dict:
         raise ParameterError(f"parameter file {path} is a folder; give a YAML file of parameter values (-f FILE)")
     if not p.is_file():
         raise ParameterError(f"parameter file {path} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ParameterError(f"parameter file {path} is not valid YAML: {e}") from e
+    data = read_yaml(p, f"parameter file {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -36,6 +36,7 @@ from studio.models import cell_encoder as E
 from studio.models.delta import ARMS, TASKS, DeltaConfig, build_diffnet, diffnet_spec
 from studio.models.net_fit import cached_net
 from studio.models.retriever import RetrieverConfig, build_retriever, retriever_spec
+from studio.plain import check_probability
 from studio.repro import cpu_threads
 from studio.stats import percentile_interval
 from studio.studies.multi_image.verdicts import (  # noqa: F401  (the notebook's verdicts)
@@ -211,6 +212,16 @@ def difference_summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- conversational retrieval
+def check_knobs(*, p_nothing: float, galleries) -> None:
+    """Refuse, before any training, the retrieval knobs that `retrieval_data` would refuse later."""
+    check_probability("p_nothing", p_nothing, below_one=True)
+    small = [n for n in galleries if n < max(KS)]
+    if small:
+        raise ValueError(
+            f"galleries: a gallery of {small[0]} scenes is smaller than k={max(KS)}: recall@{max(KS)} needs a gallery of at least {max(KS)}"
+        )
+
+
 def retrieval_data(
     enc,
     n_train: int = 3000,
@@ -222,11 +233,7 @@ def retrieval_data(
 ) -> dict:
     """Training dialogues (one per train-split layout) and, per gallery size N, a gallery of N held-out
     layouts with dialogues about min(N, n_queries) of them. Refuses a gallery smaller than the largest k."""
-    small = [n for n in galleries if n < max(KS)]
-    if small:
-        raise ValueError(
-            f"a gallery of {small[0]} scenes is smaller than k={max(KS)}: recall@{max(KS)} needs a gallery of at least {max(KS)}"
-        )
+    check_knobs(p_nothing=p_nothing, galleries=galleries)  # p_nothing = 1: no round says anything
     blank = image_features(enc, np.zeros((1, 3, S.SIZE, S.SIZE), np.float32))[0]
 
     def batch(layouts, dialogues, images):
