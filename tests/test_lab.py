@@ -7,6 +7,7 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,10 @@ def test_command_is_loopback_only_with_token_and_project_kernel(tmp_path):
     cmd = lab_command(12345, "t" * 48, tmp_path)
     assert "--ServerApp.ip=127.0.0.1" in cmd and "--ServerApp.port=12345" in cmd
     assert "--ServerApp.port_retries=0" in cmd
-    assert f"--IdentityProvider.token={'t' * 48}" in cmd
+    assert not any("t" * 48 in c for c in cmd)  # the token is never on the command line (/proc/PID/cmdline)
+    config = tmp_path / "jupyter_server_config.json"
+    assert f"--config={config}" in cmd and json.loads(config.read_text()) == {"IdentityProvider": {"token": "t" * 48}}
+    assert config.stat().st_mode & 0o777 == 0o600 and tmp_path.stat().st_mode & 0o777 == 0o700
     assert f"--MultiKernelManager.default_kernel_name={paths.KERNEL_NAME}" in cmd
     assert f"--ServerApp.root_dir={paths.ROOT}" in cmd
     assert f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}" in cmd
@@ -59,6 +63,10 @@ def test_server_answers_only_with_its_token_and_stops(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(server.url + "/api/sessions", timeout=5)
         assert e.value.code == 403
+        # No local user reads the token from the process list: not in the server's command line.
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline")
+        if cmdline.exists():
+            assert server.token.encode() not in cmdline.read_bytes()
         extensions = (tmp_path / "lab.log").read_text()
         assert "jupyterlab_jupytext | extension was successfully loaded" in extensions
     finally:

@@ -1,13 +1,17 @@
 """`make lab`: JupyterLab from the project's environment, on 127.0.0.1, with the `studio` kernel.
 
-    .venv/bin/python -m studio.workbench.lab [--port 8888] [--token TOKEN]
+    .venv/bin/python -m studio.workbench.lab [--port 8888] [--token-file FILE]
 
 The server listens on the loopback interface only, asks for a token (a fresh random one unless
-given), opens every notebook with the project kernel (the .ipynb files name kernelspec "studio", and
+given by $STUDIO_LAB_TOKEN or a file), opens every notebook with the project kernel (the .ipynb files name kernelspec "studio", and
 it is also the server's default kernel), serves the repository root, and starts from a fresh
 workspace, so that yesterday's open tabs do not start extra kernels. Notebooks are paired with their
 py:percent text through jupytext's contents manager (installed with the jupytext package): saving a
 notebook from Lab rewrites both notebooks/NAME.ipynb and notebooks/NAME.py.
+
+The token never appears on a command line, where any local user reads it from /proc/PID/cmdline:
+the server gets it from a mode-0600 config file in its private (0700) state folder, named by
+`--config` (see `write_token_config`).
 
 `start_lab(port, state_dir)` starts the same server as a subprocess and returns (process, url,
 token); `stop_lab(process)` stops it by its own PID. tests/test_browser.py drives it in Chromium.
@@ -38,7 +42,7 @@ DEFAULT_PORT = 8888
 READY_TIMEOUT_S = 60.0
 # The server's own environment must not leak into the kernels it starts: the test suite sets
 # MPLBACKEND=Agg (which would hide inline figures) and `studio run` sets the run folder.
-_DROPPED_ENV = ("MPLBACKEND", paths.RUN_DIR_ENV)
+_DROPPED_ENV = ("MPLBACKEND", paths.RUN_DIR_ENV, "STUDIO_LAB_TOKEN")  # the token: kept out of kernels too
 # Lab settings used when a caller asks for a private settings folder (the browser test): no news
 # pop-up asking to phone home, no autosave that would write outputs into the committed notebook.
 QUIET_SETTINGS = {
@@ -70,10 +74,26 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+TOKEN_CONFIG = "jupyter_server_config.json"  # in state_dir, mode 0600: holds the token
+
+
+def write_token_config(state_dir: Path, token: str) -> Path:
+    """The server's config file holding the token, readable by this user only (created 0600, never
+    widened: os.open with O_EXCL refuses a file someone placed there first)."""
+    path = Path(state_dir) / TOKEN_CONFIG
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"IdentityProvider": {"token": token}}, f)
+    return path
+
+
 def lab_command(
     port: int, token: str, state_dir: Path, *, root: Path = paths.ROOT, private_settings: bool = False
 ) -> list[str]:
-    """The JupyterLab command line: loopback only, token, project kernel, fresh workspace."""
+    """The JupyterLab command line: loopback only, token (from a 0600 file), project kernel, fresh workspace."""
+    state_dir = Path(state_dir)
+    state_dir.chmod(0o700)  # the token file's folder: no other user lists or opens it
     cmd = [
         sys.executable,
         "-m",
@@ -83,7 +103,7 @@ def lab_command(
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",  # the caller chose the port; never drift to another one
         f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}",
+        f"--config={write_token_config(state_dir, token)}",
         f"--MultiKernelManager.default_kernel_name={paths.KERNEL_NAME}",
         f"--LabApp.workspaces_dir={state_dir / 'workspaces'}",
     ]
@@ -213,20 +233,27 @@ def main(argv=None) -> int:
         "--port", type=int, default=None, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one if taken)"
     )
     parser.add_argument(
-        "--token",
-        default=os.environ.get("STUDIO_LAB_TOKEN"),
-        help="access token (default: $STUDIO_LAB_TOKEN, else a random one)",
+        "--token-file",
+        default=None,
+        help="a file holding the access token (default: $STUDIO_LAB_TOKEN, else a random one); "
+        "never on the command line, where other local users can read it",
     )
     args = parser.parse_args(argv)
-    if args.token is not None and len(args.token) < 16:
-        parser.error("--token: use at least 16 characters")
+    token = os.environ.get("STUDIO_LAB_TOKEN")
+    if args.token_file is not None:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            parser.error(f"--token-file {args.token_file}: cannot read it ({e})")
+    if token is not None and len(token) < 16:
+        parser.error("the token (--token-file or $STUDIO_LAB_TOKEN): use at least 16 characters")
     port = args.port or free_port(DEFAULT_PORT)
     # The server runs in its own session; a `kill` or a closed terminal must stop it too, not orphan it.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     state_dir = Path(tempfile.mkdtemp(prefix="studio-lab-"))
     try:
-        server = start_lab(port, args.token, state_dir=state_dir)
+        server = start_lab(port, token, state_dir=state_dir)
         print(
             f"\nJupyterLab (kernel '{paths.KERNEL_NAME}', root {paths.ROOT}) is ready:\n\n"
             f"    {server.lab_url}\n\nCtrl-C stops it.",
