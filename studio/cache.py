@@ -119,11 +119,25 @@ def _stamp(folder: Path, names) -> tuple:
     return tuple((n, (folder / n).stat().st_size, (folder / n).stat().st_mtime_ns) for n in sorted(names))
 
 
+def _first_link(folder: Path) -> str | None:
+    if folder.is_symlink():
+        return "the entry itself"
+    for p in sorted(folder.rglob("*")):  # rglob does not descend into linked folders
+        if p.is_symlink():
+            return p.relative_to(folder).as_posix()
+    return None
+
+
 def verify(folder: Path) -> str | None:
     """None when every file matches CHECKSUMS.json, else what is wrong (naming the file).
 
     The first check in a process hashes every file; later ones in the same process compare sizes and
-    modification times with that check's (a file rewritten since is hashed again)."""
+    modification times with that check's (a file rewritten since is hashed again). A symbolic link
+    anywhere in the entry is refused: the builder writes only regular files, and a link would make
+    the checksums vouch for whatever it points at (outside the project, say)."""
+    link = _first_link(folder)
+    if link is not None:
+        return f"{link} is a symbolic link (cache entries hold only regular files)"
     try:
         sums = json.loads((folder / CHECKSUMS).read_text())
     except FileNotFoundError:
@@ -183,7 +197,7 @@ def cached(
     folder = Path(root or paths.CACHE) / kind / cache_key(config, code)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
-        if folder.is_dir():
+        if folder.is_dir() or folder.is_symlink():
             problem = verify(folder)
             if problem is None:
                 return folder

@@ -81,3 +81,32 @@ def test_an_unreadable_artefact_is_one_error_naming_its_folder(tmp_path):
     with pytest.raises(cache.CacheError, match=f"toy/{folder.name}.*delete that folder"):
         cache.load_checked(folder, load)
     assert os.path.isdir(folder)
+
+
+@pytest.mark.parametrize("where", ["entry", "file"])
+def test_a_symlinked_entry_is_refused_even_with_matching_checksums(tmp_path, where):
+    """An attacker (or a careless copy) links the entry or one of its files outside the cache and
+    rewrites CHECKSUMS.json to match: the link is refused, moved aside (the link, not its target) and
+    the entry rebuilt from scratch."""
+    root, outside = tmp_path / "cache", tmp_path / "outside"
+    calls, lines = [], []
+    folder = cache.cached("toy", {"n": 1}, _builder(calls), code="c", root=root, log=lines.append)
+    outside.mkdir()
+    (outside / "weights.bin").write_bytes(b"\x02" * 4096)
+    (outside / "info.json").write_text('{"steps": 9}')
+    if where == "entry":
+        import shutil
+
+        shutil.rmtree(folder)
+        cache.write_checksums(outside)
+        folder.symlink_to(outside, target_is_directory=True)
+    else:
+        (folder / "weights.bin").unlink()
+        (folder / "weights.bin").symlink_to(outside / "weights.bin")
+        cache.write_checksums(folder)  # the checksums now vouch for the linked file
+    cache._verified.clear()
+    again = cache.cached("toy", {"n": 1}, _builder(calls), code="c", root=root, log=lines.append)
+    assert again == folder and not folder.is_symlink() and len(calls) == 2
+    assert (folder / "weights.bin").read_bytes() == b"\x01" * 4096 and not (folder / "weights.bin").is_symlink()
+    assert len(lines) == 1 and "symbolic link" in lines[0] and "moved aside" in lines[0]
+    assert (outside / "weights.bin").read_bytes() == b"\x02" * 4096  # the link's target is left alone
