@@ -13,6 +13,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.text
 import pandas as pd
 import seaborn as sns
 
@@ -71,6 +72,37 @@ class Saved(dict):
         printer.text(repr(self))
 
 
+MIN_FONT_PT = 7.0  # the smallest text a printed figure stays legible at (journal guides ask 6-8 pt)
+
+
+def legibility_problems(fig) -> list[str]:
+    """What makes `fig` hard to read: visible text under MIN_FONT_PT, and tick labels of one axis that
+    overlap each other. Empty when the figure is fine. Checked by save_figure so no figure regresses."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    for text in fig.findobj(matplotlib.text.Text):
+        if text.get_visible() and text.get_text().strip() and text.get_fontsize() < MIN_FONT_PT - 1e-9:
+            problems.append(
+                f"text {text.get_text().strip()[:40]!r} is {text.get_fontsize():.1f} pt (< {MIN_FONT_PT:g})"
+            )
+    for ax in fig.axes:
+        for axis_name, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            boxes = [
+                (t.get_text(), t.get_window_extent(renderer))
+                for t in labels
+                if t.get_visible() and t.get_text().strip()
+            ]
+            for (a, ba), (b, bb) in zip(boxes, boxes[1:]):
+                inter_w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
+                inter_h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+                if inter_w > 0.5 and inter_h > 0.5:  # pixels: touching edges are fine
+                    title = ax.get_title() or ax.get_xlabel() or ax.get_ylabel()
+                    problems.append(f"{axis_name} tick labels {a!r} and {b!r} overlap (axes {title[:30]!r})")
+                    break
+    return sorted(set(problems))
+
+
 def save_figure(
     fig, name: str, data: pd.DataFrame, caption: str = "", *, out_dir=None, tolerance: Tolerance | None = None
 ) -> dict:
@@ -89,6 +121,9 @@ def save_figure(
         raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-'")
     if not isinstance(data, pd.DataFrame) or data.empty:
         raise ValueError(f"figure {name!r}: data must be a non-empty DataFrame (what the figure shows)")
+    problems = legibility_problems(fig)
+    if problems:
+        raise ValueError(f"figure {name!r} is hard to read: " + "; ".join(problems[:6]))
     out = Path(out_dir) if out_dir is not None else paths.figure_output_dir()
     out.mkdir(parents=True, exist_ok=True)
     written = Saved(

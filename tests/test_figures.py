@@ -56,3 +56,24 @@ def test_tolerance_helpers_read_intervals_seed_ranges_and_bootstrap_widths():
     assert tolerance.seed_range(per_seed, ["arm"]) == {"acc": pytest.approx(0.1)}  # arm a's range, not b's
     boot = pd.DataFrame({"alpha": np.linspace(0, 1, 1001), "converged": True})
     assert tolerance.percentile_half_width(boot) == {"alpha": pytest.approx(0.475)}  # (0.975 - 0.025) / 2
+
+
+def test_save_figure_refuses_small_text_and_overlapping_ticks(tmp_path):
+    from studio.figures import figure, legibility_problems, save_figure
+
+    data = pd.DataFrame({"x": [1, 2]})
+    fig, ax = figure()
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.legend(fontsize=5)
+    with pytest.raises(ValueError, match=r"hard to read: text 'a line' is 5.0 pt"):
+        save_figure(fig, "small", data, out_dir=tmp_path)
+    assert not (tmp_path / "small.png").exists()  # refused before anything was written
+    fig, ax = figure()
+    ax.set_xticks(range(6), labels=[f"a long tick label {i}" for i in range(6)])
+    assert any("overlap" in p for p in legibility_problems(fig))
+    fig, ax = figure()
+    ax.plot([0, 1], [0, 1], label="fine")
+    ax.legend(fontsize=7)
+    assert legibility_problems(fig) == []
+    save_figure(fig, "fine", data, out_dir=tmp_path)
+    assert (tmp_path / "fine.png").exists()
