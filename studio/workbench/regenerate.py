@@ -6,7 +6,10 @@ side by side, each in a process of its own (the run folder reaches its kernel th
 variable, which a thread could not keep apart); a notebook starts once everything it comes after has
 succeeded. Of the notebooks ready to start, the one heading the longest remaining chain goes first
 (critical path, from each notebook's last recorded wall time), so a long notebook does not start last.
-Each success is published at once, under the MANIFEST lock.
+Each success is published at once, under the MANIFEST lock, its files and the MANIFEST as one step
+(studio.workbench.manifest); a publish a kill interrupted is completed before anything runs. With
+--check, each rerun's data is compared with the published CSVs, and every published file (CSV, PNG,
+PDF) with the sha256 the MANIFEST records.
 """
 
 from __future__ import annotations
@@ -124,8 +127,20 @@ def run_figures(
         resolve(spec, profile)
     jobs = jobs or default_jobs()
     names = {s.name for s in specs}
-    snapshot = manifest.read_manifest()  # what --check compares with
     problems: list[str] = []
+    if check:
+        with manifest.locked():
+            pending = manifest.interrupted()
+        if pending:
+            echo(f"figures: {manifest.interrupted_detail(pending)}")
+            problems.append(f"figures/: {manifest.interrupted_detail(pending)}")
+    else:
+        with manifest.locked():
+            finished = manifest.recover()  # a publish a kill interrupted: complete it before anything runs
+            if finished:
+                update_readme()
+        if finished:
+            echo(f"figures: completed the publish of {finished} that an interrupted `studio figures` left")
     failed: list[str] = []
     done: set[str] = set()
     todo = queue(specs, profile)
@@ -160,7 +175,8 @@ def run_figures(
                 done.add(spec.name)
                 seconds = time.perf_counter() - t0
                 if check:
-                    found = manifest.compare(result, snapshot)
+                    with manifest.locked():  # what is published now, not half of a concurrent publish
+                        found = manifest.compare(result, manifest.read_manifest(), manifest.interrupted())
                     counts = {
                         s: sum(1 for _, st, _ in found if st == s)
                         for s in (manifest.IDENTICAL, manifest.WITHIN, manifest.CHANGED)
