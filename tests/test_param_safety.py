@@ -172,3 +172,22 @@ def test_a_killed_worker_is_one_line():
     with pytest.raises(WorkerDied, match="a worker process died.*rerun to resume"):
         with spawn_pool(1) as pool:
             pool.submit(_die).result(timeout=60)
+
+
+def test_a_read_only_figures_folder_is_refused_before_any_notebook_runs(monkeypatch, tmp_path):
+    import tempfile
+
+    from studio.errors import PathError
+    from studio.workbench import regenerate
+
+    regenerate.writable_or_refuse([tmp_path])  # an ordinary folder passes
+    ran = []
+    monkeypatch.setattr(regenerate, "run_notebook", lambda *a, **k: ran.append(a))
+
+    def refuse(*a, dir=None, **k):  # what a folder this user may not write does (root ignores chmod)
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(PathError, match="figures is not writable"):
+        regenerate.run_figures("smoke", only=["quickstart"])
+    assert ran == []

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from studio import paths
-from studio.errors import ParameterError
+from studio.errors import ParameterError, PathError
 from studio.workbench import manifest
 from studio.workbench.params import NotebookSpec, list_notebooks, read_notebook, resolve
 from studio.workbench.runner import RunFailed, run_notebook
@@ -114,6 +115,22 @@ class _Inline:
         return future
 
 
+def writable_or_refuse(targets) -> None:
+    """PathError naming the first of `targets` (files or folders) that this user cannot write."""
+    for target in targets:
+        target = Path(target)
+        try:  # try it rather than ask os.access, which says yes to root and no to nothing else it should
+            if target.is_dir():
+                tempfile.TemporaryFile(dir=target).close()
+            elif target.exists():
+                os.close(os.open(target, os.O_WRONLY))
+        except OSError:
+            raise PathError(
+                f"{paths.relative(target)} is not writable: `studio figures` publishes there (fix its permissions, "
+                "e.g. chmod u+w, or use --check, which writes nothing)"
+            ) from None
+
+
 def run_figures(
     profile: str = "default", *, check: bool = False, only=None, jobs: int | None = None, echo=print
 ) -> int:
@@ -125,6 +142,8 @@ def run_figures(
     specs = figure_notebooks(only)
     for spec in specs:  # refuse bad profiles for all notebooks before running any
         resolve(spec, profile)
+    if not check:
+        writable_or_refuse([paths.FIGURES, paths.MANIFEST, paths.README])  # before an hour of training, not after
     jobs = jobs or default_jobs()
     names = {s.name for s in specs}
     problems: list[str] = []
