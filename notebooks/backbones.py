@@ -25,6 +25,8 @@ cost_device: str = "cpu"  # "cpu" or "cuda"
 n_bootstrap: int = 200  # bootstrap resamples of each cost law (bands of exponents and crossover)
 
 # %%
+from matplotlib.lines import Line2D
+
 import studio
 from studio.figures import figure, save_figure, save_table
 from studio.studies import backbones as bb
@@ -50,7 +52,7 @@ sizes.round(3)
 # ## The budget line per backbone
 # Held-out loss (left) and accuracy per task (right: retrieval needs frames, spatial needs tokens per frame)
 # against T along the line T*M of the sweep, mean and seed range, one colour per backbone (all with the MLP
-# connector). Circled: the best split of each backbone.
+# connector; solid: retrieval, dashed: spatial). Circled: the best split of each backbone.
 
 # %%
 lines = bb.lines_table(table)
@@ -63,13 +65,13 @@ for k, (name, g) in enumerate(lines.groupby("backbone", sort=False)):
     axes[0].scatter(best["frames"], best["mean"], s=60, facecolor="none", edgecolor=f"C{k}", lw=1.2)
     for task, style in (("retrieval", "-"), ("spatial", "--")):
         acc = g[g["value"] == f"val_acc_{task}"].sort_values("frames")
-        axes[1].plot(acc["frames"], acc["mean"], ls=style, marker="o", ms=3, color=f"C{k}", label=f"{name} {task}")
+        axes[1].plot(acc["frames"], acc["mean"], ls=style, marker="o", ms=3, color=f"C{k}")
 for ax, label in zip(axes, ("held-out loss", "held-out accuracy")):
     ax.set(xscale="log", xlabel=f"frames T (T*M = {int(lines['budget'].max())})", ylabel=label)
     ax.set_xticks([1, 4, 16], labels=[1, 4, 16])
     ax.minorticks_off()
-axes[0].legend(fontsize=6)
-axes[1].legend(fontsize=5)
+axes[0].legend(fontsize=7)
+axes[1].legend([Line2D([], [], color="0.3", ls=s) for s in ("-", "--")], ["retrieval", "spatial"], fontsize=7)
 save_figure(
     fig,
     "backbones_lines",
@@ -93,7 +95,7 @@ for ax, value in zip(axes, ("val_loss_spatial", "val_acc_spatial")):
     labels = [f"{b}\n{sc}" for b, sc in zip(s["backbone"], s["scan"])]
     err = [s["mean"] - s["min"], s["max"] - s["mean"]]
     ax.bar(range(len(s)), s["mean"], yerr=err, capsize=2, color=[f"C{bb.SCAN_ORDER[x]}" for x in s["scan"]])
-    ax.set_xticks(range(len(s)), labels=labels, fontsize=6)
+    ax.set_xticks(range(len(s)), labels=labels, fontsize=7)
     ax.set(ylabel=value.replace("val_", "held-out ").replace("_", " "))
 save_figure(
     fig,
@@ -144,7 +146,7 @@ for ax, metric in zip(axes, ("seconds", "memory_mb")):
     ax.set(xscale="log", yscale="log", xlabel="visual tokens", ylabel=metric.replace("_mb", " (MB)"))
     ax.set_xticks(cost_lengths, labels=cost_lengths)
     ax.minorticks_off()
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7)
 axes[1].set_title(costs["memory_kind"].iloc[0], fontsize=7)
 save_figure(
     fig,
@@ -175,10 +177,13 @@ bb.router_balance(runs).round(3)
 
 # %% [markdown]
 # ## Verdicts
-# Computed from the tables above by `studio.studies.backbones` (thresholds are named constants there) and
-# published as `backbones_verdicts`; a difference inside its seed spread or band is a tie. The two cost
-# verdicts judge memory, not step time: a step's seconds depend on the machine and on what else it runs (the
-# same seed would publish other verdicts), while the activation memory is a function of the shapes.
+# Computed from the tables above by `studio.studies.backbones` through `studio.verdicts.judge` (gates and
+# thresholds are named constants there) and published as `backbones_verdicts`. A claim is untestable where a
+# gate fails: a backbone that did not learn the line's cells (held-out loss not below 0.9 ln 10, accuracy not
+# above chance + 0.1), a scan grid too small for order to exist, attention that is not superlinear in the
+# lengths measured. The two cost verdicts judge memory, not step time: a step's seconds depend on the
+# machine and on what else it runs, while the activation memory is a function of the shapes (no seed
+# enters it: one measured run, its interval the bootstrap of the fitted laws).
 # `benchmarks/bench_backbones.py` prints the step-time exponents, ratios and crossover of one run.
 
 # %%

@@ -109,7 +109,7 @@ for i, arm in enumerate(arms):
 for ax, label in zip(axes, ("yes/no accuracy", "hallucinated share of mentions")):
     ax.set(xticks=np.arange(4) + (len(arms) - 1) * width / 2, xticklabels=hal.TYPES, ylim=(0, 1.05), ylabel=label)
 axes[0].axhline(0.5, ls=":", color="0.4", lw=1)
-axes[0].legend(fontsize="x-small")
+axes[0].legend(fontsize=7)
 save_figure(
     fig,
     "hallucination_benchmark",
@@ -129,11 +129,11 @@ table.pivot_table(index=["kind", "type", "metric"], columns="model", values="val
 # %%
 aitqe = hal.run_aitqe(config, data)
 auc = hal.auc_table(aitqe["auc"])
-fig, ax = figure()
+fig, ax = figure(width=5.5, aspect=0.45)
 kinds = [*hal_data.CORRUPTIONS, "mean"]
 for i, arm in enumerate(hal.SCORER_ARMS):
     a = auc[auc.scorer == arm].set_index("corruption").reindex(kinds)
-    err = [a["mean"] - a["ci_low"], a["ci_high"] - a["mean"]]
+    err = [a["mean"] - a["ci_low"].clip(0, 1), a["ci_high"].clip(0, 1) - a["mean"]]  # AUC lives in [0, 1]
     ax.bar(
         np.arange(len(kinds)) + i * 0.4,
         a["mean"],
@@ -144,9 +144,9 @@ for i, arm in enumerate(hal.SCORER_ARMS):
         label=f"{arm} negatives",
     )
 ax.set(xticks=np.arange(len(kinds)) + 0.2, ylim=(0.3, 1.05), ylabel="ROC AUC (held-out pairs)")
-ax.set_xticklabels(kinds, rotation=30, ha="right")
+ax.set_xticklabels([k.replace("_", "\n") for k in kinds])
 ax.axhline(0.5, ls=":", color="0.4", lw=1)
-ax.legend(fontsize="x-small")
+ax.legend(fontsize=7)
 save_figure(
     fig,
     "hallucination_scorer",
@@ -191,7 +191,7 @@ for ax, (metric, label) in zip(np.ravel(axes), panels):
         )
     ax.set(xlabel="share of bad captions", title=label, xticks=rates)
     ax.title.set_fontsize(7)
-np.ravel(axes)[0].legend(fontsize="x-small")
+np.ravel(axes)[0].legend(fontsize=7)
 save_figure(
     fig,
     "hallucination_policies",

@@ -102,7 +102,7 @@ fig, ax = figure(1, 1)
 for k, (m, g) in enumerate(table.groupby("tokens_per_frame")):
     ax.plot(g["budget"], g["val_loss"], marker="o", color=f"C{k}", label=f"M = {m}")
 ax.set(xscale="log", xlabel="visual budget T*M", ylabel="answer loss", title="frames grow along each line")
-ax.legend(fontsize=6)
+ax.legend(fontsize=7)
 save_figure(fig, "pretrained_video_budget", table, caption="Answer loss against the budget T*M, one line per M.")
 splits
 

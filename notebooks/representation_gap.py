@@ -150,7 +150,7 @@ for ax, (metric, label) in zip(
     if metric != "gap":
         ax.axhline(0.5, ls=":", color="0.4", lw=1)
 handles, names = axes[0].get_legend_handles_labels()
-fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize="x-small")
+fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=7)
 save_figure(
     fig,
     "representation_gap_layers",
@@ -178,7 +178,7 @@ axes[0].plot(
 )
 axes[0].set(xlabel="shift $\\lambda$ along the unit gap", ylabel="distance between centroids")
 axes[1].set(xlabel="shift $\\lambda$ along the unit gap", ylabel="matched visual-caption cosine")
-axes[0].legend(fontsize="x-small")
+axes[0].legend(fontsize=7)
 save_figure(
     fig,
     "representation_gap_shift",
@@ -220,7 +220,7 @@ axes[1].set(
     ylabel="faithful closer than hallucinated",
 )
 axes[1].axhline(0.5, ls=":", color="0.4", lw=1)
-axes[0].legend(fontsize="x-small")
+axes[0].legend(fontsize=7)
 save_figure(
     fig,
     "representation_gap_hallucination",
@@ -264,7 +264,7 @@ else:
     for i, (metric, part) in enumerate(hf_rows.groupby("metric", sort=False)):
         ax.plot(part["layer"], part["value"], marker="o", ms=3, color=f"C{i}", label=metric)
     ax.set(xlabel="decoder layer", ylabel="value", title=f"{hf_model} ({vlm.family})")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize=7)
     save_figure(
         fig,
         "representation_gap_hf",

@@ -36,7 +36,7 @@ import pandas as pd
 import studio
 from studio import paths, tolerance
 from studio import scaling as sc
-from studio.figures import figure, save_figure
+from studio.figures import figure, save_figure, save_table
 from studio.studies import scaling_laws as study
 from studio.verdicts import save_verdicts
 
@@ -56,7 +56,7 @@ if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
     chinchilla = (chin_fit, chin_ci)
     print(chin_fit.summary())
     print(f"fit took {chin_fit.seconds:.1f} s over {chin_fit.n_starts} starts")
-    print(study.chinchilla_verdict(chin_fit).line())
+    print(study.chinchilla_sentence(chin_fit))
     points, intervals = study.chinchilla_tables(chin, chin_fit, chin_ci)
     fig, (ax1, ax2) = figure(2, aspect=0.8)
     for i, (name, part) in enumerate(points.groupby("set", sort=False)):
@@ -64,7 +64,7 @@ if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
     lims = [chin["loss"].min() * 0.95, chin["loss"].max() * 1.02]
     ax1.plot(lims, lims, color="0.4", lw=0.8, ls=":")
     ax1.set(xlabel="predicted loss", ylabel="observed loss (digitised)", title="Chinchilla: 240 points")
-    ax1.legend(loc="upper left", fontsize=6)
+    ax1.legend(loc="upper left", fontsize=7)
     for j, r in enumerate(intervals.itertuples()):
         ax2.errorbar(
             [j - 0.12],
@@ -92,7 +92,8 @@ if validate_chinchilla and paths.CHINCHILLA_CSV.exists():
         ylabel="value",
         title=f"parameters ({level:.0%} intervals)",
     )
-    ax2.legend(loc="center right", fontsize=6)
+    study.plain_log_ticks(ax2.yaxis)
+    ax2.legend(loc="center right", fontsize=7)
     validation = pd.concat([points, intervals], ignore_index=True)
     save_figure(
         fig,
@@ -129,75 +130,64 @@ data.head()
 # Every family is fitted with the same objective on the same rows. AIC/BIC use the Gaussian
 # likelihood of the log residuals; `loo_rmse_log` predicts each point from a refit without it. A
 # degenerate fit (a parameter on a bound, a term that never rises above the noise) is flagged and
-# not chosen.
+# not chosen. The table is published as `scaling_comparison.csv`.
 
 # %%
 table = sc.compare(data, laws, x=x_columns, y=y, loss=loss)
 label, best = sc.choose(table)
 print(f"chosen law: {label}: {best.summary()}")
-shown = study.comparison_columns(table)
-fig, ax = figure(width=7.0, aspect=0.07 * (len(shown) + 1))
-ax.axis("off")
-cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in shown.itertuples(index=False)]
-tab = ax.table(cellText=cells, colLabels=list(shown.columns), loc="center", cellLoc="center")
-tab.auto_set_font_size(False)
-tab.set_fontsize(6)
-tab.scale(1, 1.3)
-save_figure(
-    fig,
-    "scaling_comparison",
+save_table(
     table.drop(columns=["formula"]),
+    "scaling_comparison",
     caption="Law families fitted to the same measurements, ranked by AIC, with BIC and leave-one-out RMSE of log loss.",
 )
-table.drop(columns=["formula"])
+study.comparison_columns(table)
 
 # %% [markdown]
 # ## Loss against frames and against tokens per frame
 # Points are the measurements (one per seed), lines the chosen law, shaded the bootstrap band of the
-# prediction. Left: one line per tokens-per-frame; right: one line per frame count.
+# prediction. Left: one line per tokens-per-frame; right: one line per frame count. A line is solid where
+# its level was measured and dashed (extrapolation) elsewhere.
 
 # %%
 boot = best.bootstrap(n_bootstrap, seed=seed)
-fig, axes = figure(2, aspect=0.8, sharey=True)
-curve_rows = []
+curves = study.law_curves(best, data, x_columns, level, n_bootstrap)
+fig, axes = figure(2, aspect=0.9, sharey=True)
 for ax, (xa, xb) in zip(axes, [(x1, x2), (x2, x1)]):
-    levels = sorted(data[xb].unique())
-    grid_a = np.geomspace(data[xa].min(), data[xa].max(), 60)
-    for i, v in enumerate(levels):
+    panel = curves[curves["panel"] == f"loss vs {xa}"]
+    for i, (v, c) in enumerate(panel.groupby(xb)):
         color = f"C{i % 8}"
         pts = data[data[xb] == v]
         ax.scatter(pts[xa], pts[y], s=8, color=color, alpha=0.6)
-        g = pd.DataFrame({xa: grid_a, xb: v})
-        band = best.predict_band(g, level=level, n=n_bootstrap)
-        ax.plot(grid_a, band["pred"], color=color, lw=1, label=f"{xb}={v:g}")
-        ax.fill_between(grid_a, band["ci_low"], band["ci_high"], color=color, alpha=0.2, lw=0)
-        curve_rows.append(pd.concat([g, band], axis=1).assign(panel=f"loss vs {xa}"))
+        ax.plot(c[xa].where(c["measured"]), c["pred"], color=color, lw=1, label=f"{xb}={v:g}")
+        ax.plot(c[xa].where(~c["measured"]), c["pred"], color=color, lw=0.9, ls="--")
+        inside = c[c["measured"]]
+        ax.fill_between(inside[xa], inside["ci_low"], inside["ci_high"], color=color, alpha=0.2, lw=0)
+    ax.plot([], [], color="0.4", ls="--", lw=0.9, label="extrapolated")
     ax.set(xscale="log", yscale="log", xlabel=xa, title=f"loss vs {xa}")
-    ax.legend(fontsize=5, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
 axes[0].set_ylabel(y)
-curves = pd.concat(curve_rows, ignore_index=True)
 save_figure(
     fig,
     "scaling_curves",
     curves,
     tolerance=tolerance.intervals(curves, {"pred": ("ci_low", "ci_high")}),
-    caption=f"Measured loss against frames and tokens per frame with the fitted {label} law and {level:.0%} bootstrap bands.",
+    caption=f"Measured loss against frames and tokens per frame with the fitted {label} law and {level:.0%} bootstrap "
+    "bands; dashed: the law where that curve has no measurements (extrapolation, no band).",
 )
 
 # %% [markdown]
 # ## Iso-loss contours and the optimal split
-# Colour and contours: the chosen law's predicted loss over (T, M). Dashed lines: budgets T x M =
-# constant; the marked point on each is the split the law predicts to be best.
+# Colour and contours: the chosen law's predicted loss over the measured (T, M). Dashed lines: budgets
+# T x M = constant; the marked point on each is the split the law predicts to be best. Only budgets whose
+# optimum lies inside the measurements are drawn.
 
 # %%
-frontier = sc.allocation_frontier(best, budgets, bootstrap=boot, level=level)
+frontier = study.mark_extrapolation(sc.allocation_frontier(best, budgets, bootstrap=boot, level=level), data, x_columns)
 opt_x1, opt_x2 = f"{x1}_opt", f"{x2}_opt"
-span1 = np.geomspace(
-    min(data[x1].min(), frontier[opt_x1].min()) / 1.5, max(data[x1].max(), frontier[opt_x1].max()) * 1.5, 80
-)
-span2 = np.geomspace(
-    min(data[x2].min(), frontier[opt_x2].min()) / 1.5, max(data[x2].max(), frontier[opt_x2].max()) * 1.5, 80
-)
+shown = frontier[~frontier["extrapolated"]]
+span1 = np.geomspace(data[x1].min() / 1.25, data[x1].max() * 1.25, 80)
+span2 = np.geomspace(data[x2].min() / 1.25, data[x2].max() * 1.25, 80)
 G1, G2 = np.meshgrid(span1, span2)
 surface = pd.DataFrame({x1: G1.ravel(), x2: G2.ravel()})
 surface["pred"] = best.predict(surface)
@@ -205,10 +195,10 @@ fig, ax = figure(aspect=0.85)
 cs = ax.contourf(G1, G2, surface["pred"].to_numpy().reshape(G1.shape), levels=20, cmap="viridis")
 ax.contour(G1, G2, surface["pred"].to_numpy().reshape(G1.shape), levels=10, colors="white", linewidths=0.4)
 fig.colorbar(cs, ax=ax, label=f"predicted {y}")
-for b in budgets:
+for b in shown["budget"]:
     ax.plot(span1, b / span1, ls="--", color="white", lw=0.8)
-ax.scatter(frontier[opt_x1], frontier[opt_x2], color="C1", edgecolor="black", zorder=3, s=25, label="optimal split")
-for _, r in frontier.iterrows():
+ax.scatter(shown[opt_x1], shown[opt_x2], color="C1", edgecolor="black", zorder=3, s=25, label="optimal split")
+for _, r in shown.iterrows():
     ax.annotate(
         f"{r['budget']:g}",
         (r[opt_x1], r[opt_x2]),
@@ -216,7 +206,7 @@ for _, r in frontier.iterrows():
         textcoords="offset points",
         ha="right",
         color="white",
-        fontsize=6,
+        fontsize=7,
     )
 ax.scatter(data[x1], data[x2], marker="+", color="0.85", s=12, label="measured")
 ax.set(
@@ -228,44 +218,59 @@ ax.set(
     ylim=(span2[0], span2[-1]),
     title=f"{label}: iso-loss and budget lines",
 )
-ax.legend(fontsize=6, loc="lower left", frameon=True, framealpha=0.85)
-isoloss = pd.concat([surface.assign(kind="surface"), frontier.assign(kind="optimum")], ignore_index=True)
+ax.legend(fontsize=7, loc="lower left", frameon=True, framealpha=0.85)
+isoloss = pd.concat([surface.assign(kind="surface"), shown.assign(kind="optimum")], ignore_index=True)
+left_out = [f"{b:g}" for b in frontier.loc[frontier["extrapolated"], "budget"]]
 save_figure(
     fig,
     "scaling_isoloss",
     isoloss,
     tolerance=study.frontier_tolerance(isoloss),  # the optima; the surface itself: none declared
-    caption=f"Predicted loss over frames and tokens per frame ({label}), budget lines T x M = const and the optimal split on each.",
+    caption=f"Predicted loss over the measured frames and tokens per frame ({label}), budget lines T x M = const and "
+    "the optimal split on each"
+    + (f"; budgets {', '.join(left_out)} lie beyond the measurements and are not drawn." if left_out else "."),
 )
 
 # %% [markdown]
 # ## The optimal split as the budget grows
 # T*(budget) and M*(budget) on log-log axes with bootstrap bands. For the additive law these are
-# straight lines with slopes beta/(alpha+beta) and alpha/(alpha+beta).
+# straight lines with slopes beta/(alpha+beta) and alpha/(alpha+beta). Budgets beyond the measured T x M
+# (or optima outside the measured T or M) are extrapolation: dashed with open markers.
 
 # %%
 fig, ax = figure(aspect=0.8)
+last = frontier.loc[~frontier["extrapolated"], "budget"].max()
 for i, name in enumerate([x1, x2]):
-    ax.plot(frontier["budget"], frontier[f"{name}_opt"], marker="o", color=f"C{i}", label=f"{name}*")
-    ax.fill_between(
-        frontier["budget"], frontier[f"{name}_ci_low"], frontier[f"{name}_ci_high"], color=f"C{i}", alpha=0.2, lw=0
+    opt, lo, hi = frontier[f"{name}_opt"], frontier[f"{name}_ci_low"], frontier[f"{name}_ci_high"]
+    inside, outside = ~frontier["extrapolated"], frontier["extrapolated"] | (frontier["budget"] == last)
+    ax.plot(frontier["budget"].where(inside), opt, marker="o", color=f"C{i}", label=f"{name}*")
+    ax.fill_between(frontier["budget"].where(inside), lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+    if frontier["extrapolated"].any():
+        ax.plot(frontier["budget"].where(outside), opt, ls="--", marker="o", mfc="none", color=f"C{i}")
+        ax.fill_between(frontier["budget"].where(outside), lo, hi, color=f"C{i}", alpha=0.07, lw=0)
+if frontier["extrapolated"].any():
+    ax.plot([], [], ls="--", marker="o", mfc="none", color="0.4", label="extrapolated")
+if frontier["at_boundary"].any():
+    bound = frontier[frontier["at_boundary"]]
+    ax.scatter(
+        bound["budget"], bound[f"{x1}_opt"], marker="^", color="k", zorder=3, label="bound (no interior optimum)"
     )
 ax.set(
     xscale="log", yscale="log", xlabel=f"budget {x1} x {x2}", ylabel="optimal value", title=f"optimal split ({label})"
 )
-ax.legend()
+ax.legend(fontsize=7)
 save_figure(
     fig,
     "scaling_frontier",
     frontier,
     tolerance=study.frontier_tolerance(frontier),
-    caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap bands.",
+    caption=f"Optimal frames and tokens per frame against the visual-context budget ({label}), {level:.0%} bootstrap "
+    "bands; dashed, open markers: budgets or optima beyond the measurements (extrapolation).",
 )
 for note in study.frontier_notes(frontier, data, x_columns):
     print(note)
-gains = study.doubling_gains(best, data, x_columns, boot, level)
-print(study.doubling_sentence(gains, x_columns, source))
-print(study.budget_share(frontier, x_columns))
+print(study.doubling_report(best, data, x_columns, boot, level, source))
+print(study.budget_share(frontier, x_columns, data))
 frontier
 
 # %% [markdown]
@@ -275,16 +280,20 @@ frontier
 
 # %%
 fits = table.attrs["fits"]
-fig, axes = figure(len(fits), aspect=1.0, sharey=True, squeeze=False)
+ncols = min(2, len(fits))
+fig, axes = figure(ncols, (len(fits) + ncols - 1) // ncols, aspect=0.8, sharey=True, squeeze=False)
 res_rows = []
-for ax, (name, f) in zip(axes[0], fits.items()):
+for ax, (name, f) in zip(axes.ravel(), fits.items()):
     pred = f.predict()
     ax.scatter(pred, f.residuals, s=6, color="C0", alpha=0.6)
     ax.axhline(0, color="0.4", lw=0.8, ls=":")
     ax.set(xscale="log", xlabel="predicted", title=name + (" (degenerate)" if f.degenerate else ""))
+    study.plain_log_ticks(ax.xaxis)
     res_rows.append(pd.DataFrame({"law": name, "pred": pred, "residual_log": f.residuals}))
-    ax.title.set_fontsize(7)
-axes[0][0].set_ylabel("log residual")
+for ax in axes.ravel()[len(fits) :]:
+    ax.set_visible(False)
+for row in axes:
+    row[0].set_ylabel("log residual")
 save_figure(
     fig,
     "scaling_residuals",
@@ -308,7 +317,7 @@ for ax, p in zip(axes[0], best.params):
     ax.axvspan(row["ci_low"], row["ci_high"], color="C1", alpha=0.15)
     ax.set(xlabel=p, yticks=[])
     ax.locator_params(axis="x", nbins=3)
-    ax.tick_params(axis="x", labelsize=6, rotation=30)
+    ax.tick_params(axis="x", labelsize=7, rotation=30)
 axes[0][0].set_ylabel(f"{len(boot)} resamples")
 save_figure(
     fig,
@@ -321,10 +330,24 @@ ci
 
 # %% [markdown]
 # ## Verdicts
-# Each claim, the paper it comes from, and whether this run reproduces it (thresholds in
-# `studio.studies.scaling_laws`). Claims about the measurements are not judged on the synthetic example.
+# Each claim, the paper it comes from, and its outcome under the one rule of `studio.verdicts` (gates and
+# thresholds in `studio.studies.scaling_laws`); sanity rows are pipeline checks and results the generator
+# decides. Claims about the measurements are not judged on the synthetic example.
 
 # %%
 save_verdicts(
-    study.verdicts(chinchilla=chinchilla, table=table, gains=gains, x=x_columns, source=source), "scaling_laws"
+    study.verdicts(
+        chinchilla=chinchilla,
+        data=data,
+        table=table,
+        best=best,
+        boot=boot,
+        x=x_columns,
+        y=y,
+        laws=laws,
+        loss=loss,
+        source=source,
+        level=level,
+    ),
+    "scaling_laws",
 )

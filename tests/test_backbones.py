@@ -13,7 +13,7 @@ from studio.engine import check_config, train_cell
 from studio.errors import ParameterError
 from studio.models import backbones as bb
 from studio.studies import backbones as study
-from studio.verdicts import NOT_REPRODUCED, REPRODUCED, TIE
+from studio.verdicts import INCONCLUSIVE, MIN_SEEDS, NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 
 # A tiny but real cell (the engine tests' size): its own small encoder and bank, cached after a first run.
 TINY = dict(
@@ -168,81 +168,143 @@ def test_the_fitted_cost_exponents_and_crossover_recover_planted_laws():
 
 
 # ---------------------------------------------------------------- verdicts on planted tables
-def _cells(offset=0.0, spread=0.01, scans=None):
+SEEDS = (0, 1, 2, 3)
+NOISE = {0: 0.0, 1: 0.012, 2: -0.008, 3: 0.005}  # per seed and backbone: paired differences that vary
+
+
+def _row(backbone, scan, frames, m, seed, loss, acc, n_params=90_000):
+    return dict(backbone=backbone, scan=scan, frames=frames, tokens_per_frame=m, seed=seed, val_loss=loss,
+                val_acc=acc, val_loss_spatial=loss, val_acc_spatial=acc, seconds=10.0, n_params=n_params)  # fmt: skip
+
+
+def _cells(offset=0.0, noise=1.0, seeds=SEEDS, mamba_acc=0.6, mamba_params=90_000, scans=None, scan_cell=(1, 16)):
+    """The budget line (T, M) in (1, 16), (4, 4), (16, 1) per backbone, mamba's loss `offset` above the
+    Llama's, per-seed noise scaled by `noise`; `scans`: {scan: loss shift} on the Llama at `scan_cell`."""
     rows = []
-    for backbone, shift in (("llama", 0.0), ("mamba", offset), ("moe", 0.05)):
+    for k, (backbone, shift) in enumerate((("llama", 0.0), ("mamba", offset), ("moe", 0.05))):
         for frames, m in ((1, 16), (4, 4), (16, 1)):
-            for seed in (0, 1):
-                loss = 1.0 + 0.1 * abs(np.log2(frames / 4)) + shift + (spread if seed else 0.0)
-                rows.append(
-                    dict(
-                        backbone=backbone,
-                        scan="none",
-                        frames=frames,
-                        tokens_per_frame=m,
-                        seed=seed,
-                        val_loss=loss,
-                        val_acc=0.5,
-                        val_loss_spatial=loss,
-                        val_acc_spatial=0.5,
-                        seconds=10.0,
-                    )
-                )
-    for scan, shift in (scans or {}).items():
-        for seed in (0, 1):
-            loss = 1.0 + shift + (spread if seed else 0.0)
-            rows.append(
-                dict(
-                    backbone="llama",
-                    scan=scan,
-                    frames=4,
-                    tokens_per_frame=4,
-                    seed=seed,
-                    val_loss=loss,
-                    val_acc=0.5,
-                    val_loss_spatial=loss,
-                    val_acc_spatial=0.5,
-                    seconds=10.0,
-                )
-            )
+            for seed in seeds:
+                loss = 1.0 + 0.1 * abs(np.log2(frames / 4)) + shift + noise * NOISE[seed] * (1 + k)
+                acc = mamba_acc if backbone == "mamba" else 0.6
+                rows.append(_row(backbone, "none", frames, m, seed, loss, acc,
+                                 mamba_params if backbone == "mamba" else 90_000))  # fmt: skip
+    for j, (scan, shift) in enumerate((scans or {}).items()):
+        for seed in seeds:
+            loss = 0.5 + shift + noise * NOISE[seed] * (1 + j)
+            rows.append(_row("llama", scan, *scan_cell, seed, loss, 0.8))
     t = pd.DataFrame(rows)
     t["budget"] = t["frames"] * t["tokens_per_frame"]
     return t
 
 
-@pytest.mark.parametrize("offset, want", [(0.0, TIE), (-0.2, REPRODUCED), (0.3, NOT_REPRODUCED)])
-def test_the_ssm_loss_verdict_goes_every_way(offset, want):
-    assert study.verdict_ssm_loss(_cells(offset)).verdict == want
+@pytest.mark.parametrize(
+    "offset, noise, seeds, want",
+    [
+        (0.0, 1.0, SEEDS, REPRODUCED),  # the SSM level with the transformer: within parity
+        (0.3, 1.0, SEEDS, NOT_REPRODUCED),  # worse on every seed
+        (0.08, 12.0, SEEDS, INCONCLUSIVE),  # near the margin, noisy
+        (0.0, 1.0, (0, 1), INCONCLUSIVE),  # two seeds: too few
+    ],
+)
+def test_the_ssm_loss_verdict_goes_every_way(offset, noise, seeds, want):
+    v = study.verdict_ssm_loss(_cells(offset, noise, seeds))
+    assert v.outcome == want and v.kind == "claim" and all(g.passed for g in v.gates)
+    assert v.n_seeds == len(seeds) and v.min_effect == study.verdicts.LOSS_PARITY
+    if len(seeds) < MIN_SEEDS:
+        assert "too few seeds" in v.evidence
 
 
-@pytest.mark.parametrize("cross, want", [(0.004, TIE), (0.2, REPRODUCED), (-0.2, NOT_REPRODUCED)])
-def test_the_scan_verdict_goes_every_way(cross, want):
-    t = _cells(scans={"row": 0.0, "bidirectional": 0.0, "cross": cross})
-    assert study.verdict_scan(t).verdict == want
-    assert study.verdict_scan(_cells()).verdict == TIE  # no scan cells: not resolved
+def test_the_ssm_loss_verdict_is_untestable_when_mamba_never_learned_or_sizes_differ():
+    # the committed run's Mamba: ln 10 loss and chance accuracy at every seed of a cell
+    t = _cells()
+    at = (t["backbone"] == "mamba") & (t["frames"] == 1)
+    t.loc[at, ["val_loss", "val_acc"]] = [np.log(10), 0.12]
+    v = study.verdict_ssm_loss(t)
+    assert v.outcome == UNTESTABLE and v.failed_seeds == ()  # every seed at chance: the model, not a seed
+    failed = {g.name: g for g in v.gates if not g.passed}
+    assert any("mamba: held-out loss at its worst cell (1, 16)" in n for n in failed)
+    assert any("mamba: accuracy at its worst cell (1, 16)" in n for n in failed)
+    assert all(g.passed for g in v.gates if g.name.startswith("llama"))
+    assert "2.3" in v.evidence.split("untestable: ")[1]  # the gate's number is named
+    # same losses, but the Mamba has 10 % more parameters: not "at equal parameters"
+    v = study.verdict_ssm_loss(_cells(mamba_params=99_000))
+    assert v.outcome == UNTESTABLE and "total parameters" in v.evidence
+    assert study.verdict_ssm_loss(_cells()[lambda d: d["backbone"] != "mamba"]).outcome == UNTESTABLE
+
+
+def test_a_diverged_ssm_seed_is_named_and_set_aside():
+    t = _cells()
+    bad = (t["backbone"] == "mamba") & (t["seed"] == 3) & (t["frames"] == 4)
+    t.loc[bad, ["val_loss", "val_acc"]] = [np.nan, 0.1]
+    v = study.verdict_ssm_loss(t)
+    assert v.failed_seeds == (3,) and "seed 3 (mamba diverged at (4, 4)" in v.evidence
+    assert v.outcome == REPRODUCED and v.n_seeds == 3  # one of four failed: judged on the other three
+    t.loc[(t["backbone"] == "mamba") & (t["seed"] == 2) & (t["frames"] == 16), "val_acc"] = 0.1
+    v = study.verdict_ssm_loss(t)  # two of four failed: more than a third
+    assert v.failed_seeds == (2, 3) and v.outcome == UNTESTABLE and "share of seeds that failed" in v.evidence
+
+
+@pytest.mark.parametrize(
+    "bidirectional, noise, want",
+    [(0.0, 1.0, REPRODUCED), (0.2, 1.0, NOT_REPRODUCED), (0.04, 8.0, INCONCLUSIVE)],
+)
+def test_the_scan_verdict_goes_every_way(bidirectional, noise, want):
+    t = _cells(noise=noise, scans={"row": 0.0, "bidirectional": bidirectional, "cross": 0.0})
+    v = study.verdict_scan(t)
+    assert v.outcome == want and all(g.passed for g in v.gates)
+
+
+def test_the_scan_verdict_is_untestable_on_a_small_grid_at_chance_or_without_scans():
+    scans = {"bidirectional": 0.0, "cross": 0.0}
+    v = study.verdict_scan(_cells(scans=scans, scan_cell=(4, 4)))  # the committed run: a 2 x 2 grid
+    assert v.outcome == UNTESTABLE and "patches per side of the scanned grid (2 x 2) = 2" in v.evidence
+    t = _cells(scans=scans)
+    t.loc[t["scan"] == "cross", "val_acc_spatial"] = 0.12
+    v = study.verdict_scan(t)
+    assert v.outcome == UNTESTABLE and "spatial accuracy of llama cross" in v.evidence
+    assert study.verdict_scan(_cells()).outcome == UNTESTABLE  # no scan cells
 
 
 def test_the_crossover_verdict_goes_every_way():
-    assert study.verdict_crossover(_planted_costs()).verdict == REPRODUCED  # attention grows faster
-    assert study.verdict_crossover(_planted_costs(alpha_ssm=1.6, alpha_attn=1.0)).verdict == NOT_REPRODUCED
-    assert study.verdict_crossover(_planted_costs(alpha_attn=1.0, noise=0.3)).verdict == TIE
+    v = study.verdict_crossover(_planted_costs())  # attention grows faster: L^1.6 against L^1
+    assert v.outcome == REPRODUCED and v.kind == "claim" and v.n_seeds == 1  # a measurement, not a training
+    assert v.ci_low <= 0.6 <= v.ci_high and v.gates[0].passed
+    v = study.verdict_crossover(_planted_costs(alpha_ssm=1.8, alpha_attn=1.3))
+    assert v.outcome == NOT_REPRODUCED
+    v = study.verdict_crossover(_planted_costs(alpha_ssm=1.4, alpha_attn=1.5, a_ssm=1e-4, noise=0.4))
+    assert v.outcome == INCONCLUSIVE and v.ci_low < 0 < study.verdicts.MIN_EXPONENT_GAP < v.ci_high
+    # attention not superlinear in the lengths measured (the committed memory laws: 0.92): untestable
+    v = study.verdict_crossover(_planted_costs(alpha_ssm=0.8, alpha_attn=0.95, a_ssm=1e-2))
+    assert v.outcome == UNTESTABLE and "attention superlinear" in v.evidence and not v.gates[0].passed
+
+
+def _moe_costs(ratio, noise=0.01, n_active=100):
+    rng = np.random.default_rng(0)
+    rows = []
+    for length in (64, 256):
+        for r in range(3):
+            for name, f, active in (("llama", 1.0, 100), ("moe", ratio, n_active)):
+                t = f * 1e-4 * length * np.exp(rng.normal(0, noise)) * active / 100
+                rows.append(dict(backbone=name, length=length, repeat=r, seconds=t, n_params=160, n_active=active))
+    return pd.DataFrame(rows)
 
 
 def test_the_moe_cost_verdict_goes_every_way():
-    def costs(ratio, noise=0.01):
-        rng = np.random.default_rng(0)
-        rows = []
-        for length in (64, 256):
-            for r in range(3):
-                for name, f in (("llama", 1.0), ("moe", ratio)):
-                    t = f * 1e-4 * length * np.exp(rng.normal(0, noise))
-                    rows.append(dict(backbone=name, length=length, repeat=r, seconds=t, n_params=100, n_active=100))
-        return pd.DataFrame(rows)
-
     cells = _cells()
-    assert study.verdict_moe_cost(costs(1.0), cells).verdict == TIE
-    assert study.verdict_moe_cost(costs(0.5), cells).verdict == REPRODUCED
-    assert study.verdict_moe_cost(costs(3.0), cells).verdict == NOT_REPRODUCED
+    assert study.verdict_moe_cost(_moe_costs(1.0), cells).outcome == REPRODUCED
+    assert study.verdict_moe_cost(_moe_costs(1.25), cells).outcome == NOT_REPRODUCED  # the committed 1.24x
+    v = study.verdict_moe_cost(_moe_costs(1.05, noise=0.1), cells)
+    assert v.outcome == INCONCLUSIVE and v.ci_low < 0 < study.verdicts.MOE_PARITY <= v.ci_high
+    v = study.verdict_moe_cost(_moe_costs(1.0, n_active=130), cells)  # active parameters not matched
+    assert v.outcome == UNTESTABLE and "active parameters" in v.evidence
+    assert study.verdict_moe_cost(_moe_costs(1.0)[lambda d: d["backbone"] == "llama"], cells).outcome == UNTESTABLE
+
+
+def test_the_verdict_table_has_the_core_columns():
+    from studio.verdicts import COLUMNS, verdict_table
+
+    t = verdict_table([study.verdict_ssm_loss(_cells()), study.verdict_crossover(_planted_costs())])
+    assert tuple(t.columns) == COLUMNS and set(t["kind"]) == {"claim"}
 
 
 def test_the_published_cost_metric_is_the_same_on_every_run():

@@ -35,18 +35,19 @@ def test_percentile_interval_is_the_central_share():
     assert (lo, hi) == pytest.approx((50, 950))
 
 
-def test_verdicts_tie_wins_and_unknown_outcomes_are_refused(tmp_path):
+def test_verdict_tables_are_saved_and_unknown_outcomes_are_refused(tmp_path):
+    effect = verdicts.paired_effect({0: 0.3, 1: 0.31, 2: 0.29})
     v = [
-        verdicts.verdict("c1", "p", holds=True, evidence="e", value=0.3, spread=0.1),
-        verdicts.verdict("c2", "p", holds=True, tie=True, evidence="inside the spread"),
-        verdicts.verdict("c3", "p", holds=False, evidence="e"),
+        verdicts.judge("c1", "p", effect, min_effect=0.1, evidence="e"),
+        verdicts.untestable("c2", "p", [verdicts.gate("accuracy", 0.1, 0.5)]),
     ]
-    assert [x.verdict for x in v] == ["reproduced", "tie", "not reproduced"]
     table = verdicts.save_verdicts(v, "toy", echo=lambda *_: None, out_dir=tmp_path)
     assert list(table.columns) == list(verdicts.COLUMNS)
-    assert pd.read_csv(tmp_path / "toy_verdicts.csv")["verdict"].tolist() == ["reproduced", "tie", "not reproduced"]
-    with pytest.raises(ValueError, match="verdict must be one of"):
+    assert pd.read_csv(tmp_path / "toy_verdicts.csv")["outcome"].tolist() == ["reproduced", "untestable"]
+    with pytest.raises(ValueError, match="outcome must be one of"):
         verdicts.Verdict("c", "p", "agrees", "e")
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        verdicts.Verdict("c", "p", "tie", "e")  # no seventh rule
 
 
 def test_make_trainer_logs_curves_into_its_folder(tmp_path):

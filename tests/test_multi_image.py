@@ -15,7 +15,7 @@ from studio.data import dialogues as Dg
 from studio.data import pairs as P
 from studio.data import scenes as S
 from studio.studies import multi_image as mi
-from studio.verdicts import NOT_REPRODUCED, REPRODUCED, TIE
+from studio.verdicts import INCONCLUSIVE, MIN_SEEDS, NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 
 # ---------------------------------------------------------------- pairs
 
@@ -148,58 +148,102 @@ def test_both_difference_arms_give_the_lm_eighteen_visual_tokens_and_the_delta_s
 
 
 # ---------------------------------------------------------------- verdicts on planted tables
+SEEDS = (0, 1, 2, 3)
+CHANCE = {"f1": 0.2, "caption_words": 0.3}  # gates: F1 > 0.4, caption words > 0.4
+NOISE = {0: 0.0, 1: 0.011, 2: -0.007, 3: 0.004}
 
 
-def _diff_rows(f1: dict, words: dict | None = None, jitter: float = 0.01) -> pd.DataFrame:
+def _diff_rows(f1: dict, words: dict | None = None, jitter: float = 1.0, seeds=SEEDS) -> pd.DataFrame:
+    """One "all" row per (arm, task, seed): f1 and caption_words, per-seed noise that differs by model."""
     rows = []
-    for (arm, task), v in f1.items():
-        for s in (0, 1):
-            w = (words or {}).get((arm, task), 0.5)
-            rows.append(
-                {
-                    "arm": arm,
-                    "task": task,
-                    "seed": s,
-                    "change": "all",
-                    "f1": v + jitter * s,
-                    "caption_words": w + jitter * s,
-                }
-            )
+    for m, ((arm, task), v) in enumerate(f1.items()):
+        for s in seeds:
+            w = (words or {}).get((arm, task), 0.6)
+            e = jitter * NOISE[s] * (1 + m)
+            rows.append({"arm": arm, "task": task, "seed": s, "change": "all", "f1": v + e, "caption_words": w + e})
     return pd.DataFrame(rows)
 
 
-def test_delta_verdict_each_way():
-    assert mi.verdict_delta(_diff_rows({("delta", "multi"): 0.8, ("concat", "multi"): 0.6})).verdict == REPRODUCED
-    assert mi.verdict_delta(_diff_rows({("delta", "multi"): 0.5, ("concat", "multi"): 0.6})).verdict == NOT_REPRODUCED
-    noisy = _diff_rows({("delta", "multi"): 0.62, ("concat", "multi"): 0.6}, jitter=0.1)
-    assert mi.verdict_delta(noisy).verdict == TIE
-    one_seed = _diff_rows({("delta", "multi"): 0.8, ("concat", "multi"): 0.6})
-    assert mi.verdict_delta(one_seed[one_seed["seed"] == 0]).verdict == TIE
+@pytest.mark.parametrize(
+    "delta, jitter, seeds, want",
+    [
+        (0.8, 1.0, SEEDS, REPRODUCED),
+        (0.5, 1.0, SEEDS, NOT_REPRODUCED),
+        (0.62, 8.0, SEEDS, INCONCLUSIVE),
+        (0.8, 1.0, (0, 1), INCONCLUSIVE),  # the default profile's two seeds: too few
+    ],
+)
+def test_delta_verdict_each_way(delta, jitter, seeds, want):
+    v = mi.verdict_delta(
+        _diff_rows({("delta", "multi"): delta, ("concat", "multi"): 0.6}, jitter=jitter, seeds=seeds), CHANCE
+    )
+    assert v.outcome == want and all(g.passed for g in v.gates) and v.n_seeds == len(seeds)
+    assert (v.outcome == INCONCLUSIVE and len(seeds) < MIN_SEEDS) == ("too few seeds" in v.evidence)
 
 
-def test_multitask_verdict_each_way():
-    f1 = {("delta", "multi"): 0.8, ("delta", "ground"): 0.7, ("concat", "multi"): 0.6}
-    words = {("delta", "multi"): 0.6, ("delta", "caption"): 0.5}
-    f1[("delta", "caption")] = np.nan
-    assert mi.verdict_multitask(_diff_rows(f1, words)).verdict == REPRODUCED
-    worse = {**f1, ("delta", "ground"): 0.95}
-    assert mi.verdict_multitask(_diff_rows(worse, {**words, ("delta", "caption"): 0.7})).verdict == NOT_REPRODUCED
-    assert mi.verdict_multitask(_diff_rows(f1, words, jitter=0.3)).verdict == TIE
+def test_delta_verdict_is_untestable_when_concat_never_grounds_and_names_a_collapsed_seed():
+    rows = _diff_rows({("delta", "multi"): 0.8, ("concat", "multi"): 0.3})  # concat at chance on every seed
+    v = mi.verdict_delta(rows, CHANCE)
+    assert v.outcome == UNTESTABLE and v.failed_seeds == ()
+    assert "grounding F1 of concat over predicting no cell (chance 0.2)" in v.evidence
+    # one collapsed concat seed (the committed seed 0: F1 0.31 against 0.64) is named and set aside
+    rows = _diff_rows({("delta", "multi"): 0.8, ("concat", "multi"): 0.6})
+    rows.loc[(rows["arm"] == "concat") & (rows["seed"] == 0), "f1"] = 0.31
+    v = mi.verdict_delta(rows, CHANCE)
+    assert v.failed_seeds == (0,) and "seed 0 (concat at chance: 0.310)" in v.evidence
+    assert v.outcome == REPRODUCED and v.n_seeds == 3  # one of four: judged on the other three
+    v = mi.verdict_delta(rows[rows["seed"] < 2], CHANCE)  # one of two: more than a third of the seeds failed
+    assert v.outcome == UNTESTABLE and v.failed_seeds == (0,) and "share of seeds that failed = 0.5" in v.evidence
+
+
+def test_multitask_verdicts_judge_each_metric_alone():
+    f1 = {("delta", "multi"): 0.8, ("delta", "ground"): 0.7, ("delta", "caption"): np.nan, ("concat", "multi"): 0.6}
+    words = {("delta", "multi"): 0.7, ("delta", "caption"): 0.6, ("delta", "ground"): np.nan}
+    rows = _diff_rows(f1, words)
+    assert mi.verdict_multitask(rows, "caption", CHANCE).outcome == REPRODUCED
+    assert mi.verdict_multitask(rows, "ground", CHANCE).outcome == REPRODUCED
+    # grounding better alone, captions unchanged: one claim not reproduced, the other inconclusive
+    rows = _diff_rows({**f1, ("delta", "ground"): 0.95}, {**words, ("delta", "caption"): 0.69}, jitter=6.0)
+    assert mi.verdict_multitask(rows, "ground", CHANCE).outcome == NOT_REPRODUCED
+    assert mi.verdict_multitask(rows, "caption", CHANCE).outcome == INCONCLUSIVE
+    # a caption-only model at the instruction-only baseline: the caption claim cannot be judged
+    low = _diff_rows(f1, {**words, ("delta", "caption"): 0.35})
+    v = mi.verdict_multitask(low, "caption", CHANCE)
+    assert v.outcome == UNTESTABLE and "caption word accuracy of delta/caption" in v.evidence
+    assert mi.verdict_multitask(low, "ground", CHANCE).outcome == REPRODUCED  # the other metric is unaffected
     only_multi = _diff_rows({("delta", "multi"): 0.8, ("concat", "multi"): 0.6})
-    assert mi.verdict_multitask(only_multi).verdict == TIE
+    assert mi.verdict_multitask(only_multi, "caption", CHANCE).outcome == UNTESTABLE
+    with pytest.raises(ValueError, match="head must be one of"):
+        mi.verdict_multitask(rows, "both")
 
 
-def _hits(recall: dict, queries: int = 40, seeds=(0, 1)) -> pd.DataFrame:
-    """recall: {(retriever, round): share of queries hit}; the same queries hit for both k."""
+def test_difference_baselines_come_from_the_bank_or_the_rows():
+    bank = P.pair_bank(60, seed=4, split="test")
+    c = mi.difference_chance(bank)
+    assert c["f1"] == pytest.approx(np.mean(bank["asked"] == P.NONE))
+    assert 0.25 < c["caption_words"] < 1  # the asked type's word is given by the instruction (none aside)
+    # "predict no cell" scores F1 = 1 exactly on the pairs without the asked change and 0 on the others
+    none = bank["changed"].sum(1) == 0
+    g = grounding_scores(np.zeros_like(bank["changed"]), bank["changed"])
+    assert g["f1"].mean() == pytest.approx(c["f1"]) and none.mean() == pytest.approx(c["f1"])
+    rows = pd.DataFrame({"arm": "delta", "task": "multi", "seed": 0, "change": ["all", "none"], "n": [600, 150]})
+    assert mi.difference_baselines(rows) == {"f1": 0.25, "caption_words": pytest.approx(0.1875)}
+    assert mi.difference_baselines(rows, {"caption_words": 0.46})["caption_words"] == 0.46
+
+
+def _hits(recall: dict, queries: int = 40, seeds=SEEDS, gallery: int = 50, extra=None) -> pd.DataFrame:
+    """recall: {(retriever, round): share of queries hit}, one query more on odd seeds and `extra`
+    {(retriever, seed): queries} more on those; the same hits for both k."""
     rows = []
     for (ret, r), share in recall.items():
         for s in seeds:
-            hit = (np.arange(queries) < round(share * queries)).astype(float)
+            n_hit = round(share * queries) + s % 2 + (extra or {}).get((ret, s), 0)
+            hit = (np.arange(queries) < n_hit).astype(float)
             rows.append(
                 pd.DataFrame(
                     {
                         "retriever": ret,
-                        "gallery": 50,
+                        "gallery": gallery,
                         "seed": s,
                         "round": r,
                         "query": np.arange(queries),
@@ -211,29 +255,63 @@ def _hits(recall: dict, queries: int = 40, seeds=(0, 1)) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+RISING = {
+    ("dual", 1): 0.1,
+    ("dual", 3): 0.4,
+    ("generative", 1): 0.2,
+    ("generative", 3): 0.8,
+    (mi.GENERATIVE_NO_IMAGES, 1): 0.1,
+    (mi.GENERATIVE_NO_IMAGES, 3): 0.5,
+}
+
+
+def test_recall_rising_with_rounds_is_a_sanity_row():
+    v = mi.verdict_rounds(_hits(RISING))
+    assert v.kind == "sanity" and v.outcome == REPRODUCED and "True by construction" in v.evidence
+    falling = {**RISING, ("dual", 1): 0.6, ("dual", 3): 0.3, ("generative", 1): 0.9, ("generative", 3): 0.5}
+    assert mi.verdict_rounds(_hits(falling)).outcome == NOT_REPRODUCED
+    at_chance = {**RISING, ("dual", 3): 0.15}  # gallery 50: recall@5 chance 0.1, gate 0.2
+    v = mi.verdict_rounds(_hits(at_chance))
+    assert v.outcome == UNTESTABLE and "recall@5 of dual after round 3, gallery 50" in v.evidence
+
+
 def test_retrieval_verdicts_each_way():
-    rising = {
-        ("dual", 1): 0.1,
-        ("dual", 3): 0.4,
-        ("generative", 1): 0.2,
-        ("generative", 3): 0.8,
-        (mi.GENERATIVE_NO_IMAGES, 1): 0.1,
-        (mi.GENERATIVE_NO_IMAGES, 3): 0.5,
-    }
-    h = _hits(rising)
-    assert mi.verdict_rounds(h).verdict == REPRODUCED
-    assert mi.verdict_generative(h).verdict == REPRODUCED and mi.verdict_images(h).verdict == REPRODUCED
-    falling = {**rising, ("dual", 3): 0.05, ("generative", 3): 0.1, (mi.GENERATIVE_NO_IMAGES, 3): 0.1}
-    assert mi.verdict_rounds(_hits(falling)).verdict == NOT_REPRODUCED
-    assert mi.verdict_generative(_hits({**rising, ("dual", 3): 0.95})).verdict == NOT_REPRODUCED
-    # one query of forty apart, the same on both seeds: no seed spread, but inside the query bootstrap
-    close = _hits({**rising, ("dual", 3): 0.775})
-    assert mi.verdict_generative(close).verdict == TIE
-    assert mi.verdict_generative(_hits(rising, seeds=(0,))).verdict == TIE
+    h = _hits(RISING)
+    assert mi.verdict_generative(h).outcome == REPRODUCED and mi.verdict_images(h).outcome == REPRODUCED
+    assert mi.verdict_generative(_hits({**RISING, ("dual", 3): 0.95})).outcome == NOT_REPRODUCED
+    assert mi.verdict_images(_hits({**RISING, (mi.GENERATIVE_NO_IMAGES, 3): 0.9})).outcome == NOT_REPRODUCED
+    # one query in forty apart, give or take a few on some seeds
+    close = _hits({**RISING, ("dual", 3): 0.775}, extra={("dual", 1): 3, ("dual", 2): -2})
+    assert mi.verdict_generative(close).outcome == INCONCLUSIVE
+    v = mi.verdict_generative(_hits(RISING, seeds=(0, 1)))
+    assert v.outcome == INCONCLUSIVE and "too few seeds" in v.evidence and "bootstrap over the 40 queries" in v.evidence
+    # a dual encoder at chance (recall@1 0.05 on a gallery of 50: chance 0.02, gate 0.12): untestable
+    v = mi.verdict_generative(_hits({**RISING, ("dual", 3): 0.05}))
+    assert v.outcome == UNTESTABLE and "recall@1 of dual" in v.evidence
+    # the blanked control may fall to chance (that is the effect); the generative retriever may not
+    assert mi.verdict_images(_hits({**RISING, (mi.GENERATIVE_NO_IMAGES, 3): 0.0})).outcome == REPRODUCED
+    assert mi.verdict_images(_hits({**RISING, ("generative", 3): 0.05})).outcome == UNTESTABLE
+
+
+def test_a_collapsed_retriever_seed_is_named():
+    h = _hits(RISING)
+    h.loc[(h["retriever"] == "dual") & (h["seed"] == 2), ["recall_at_1", "recall_at_5"]] = 0.0
+    v = mi.verdict_generative(h)
+    assert v.failed_seeds == (2,) and "seed 2 (dual at chance: 0.000)" in v.evidence and v.n_seeds == 3
+
+
+def test_the_verdicts_list_and_table():
+    from studio.verdicts import COLUMNS, verdict_table
+
+    rows = _diff_rows({("delta", "multi"): 0.8, ("concat", "multi"): 0.6, ("delta", "caption"): np.nan,
+                       ("delta", "ground"): 0.7})  # fmt: skip
+    t = verdict_table(mi.verdicts(rows, _hits(RISING), CHANCE))
+    assert tuple(t.columns) == COLUMNS and len(t) == 6
+    assert t["kind"].tolist() == ["claim", "claim", "claim", "sanity", "claim", "claim"]
 
 
 def test_recall_table_intervals_hold_the_mean_and_chance_is_k_over_n():
-    t = mi.recall_table(_hits({("dual", 1): 0.3, ("dual", 2): 0.6}), n_bootstrap=50)
+    t = mi.recall_table(_hits({("dual", 1): 0.3, ("dual", 2): 0.6}, seeds=(0, 2)), n_bootstrap=50)
     assert (t["ci_low"] <= t["mean"]).all() and (t["mean"] <= t["ci_high"]).all()
     assert t.loc[t["k"] == 5, "chance"].eq(0.1).all() and t["n_seeds"].eq(2).all()
     assert t.loc[(t["round"] == 2) & (t["k"] == 1), "mean"].item() == pytest.approx(0.6)

@@ -97,7 +97,7 @@ def test_huge_integers_and_bad_bytes_are_one_line(tmp_path):
     f.write_text(f"seed: {digits}\n")
     with pytest.raises(ParameterError, match="p.yaml.*more than \\d+ digits"):
         read_yaml(f)
-    f.write_bytes(b"seed: 1\nname: \"\xff\"\n")
+    f.write_bytes(b'seed: 1\nname: "\xff"\n')
     with pytest.raises(ParameterError, match=r"b'\\xff' at line 2 .*not UTF-8"):
         read_yaml(f)
 

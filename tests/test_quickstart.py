@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from studio.studies import quickstart as qs
+from studio.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, SANITY, UNTESTABLE
 
 
 def _results(acc_by_tokens: dict[int, list[float]]) -> pd.DataFrame:
@@ -26,19 +27,30 @@ def test_summary_is_a_t_interval_over_splits():
     assert row["n_seeds"] == 3
 
 
-def test_verdict_reproduced_when_tokens_help_beyond_the_spread():
-    [v] = qs.verdicts(qs.summarise(_results({1: [0.2, 0.3, 0.25], 4: [0.7, 0.72, 0.71], 64: [0.9, 0.92, 0.91]})))
-    assert v.verdict == "reproduced" and v.value == pytest.approx(0.91 - 0.25)
-    assert "within 0.02 of the best from 64 tokens" in v.evidence
+def _verdict(acc_by_tokens):
+    [v] = qs.verdicts(_results(acc_by_tokens))
+    return v
 
 
-def test_verdict_tie_inside_the_spread_and_not_reproduced_when_pooling_helps():
-    [tie] = qs.verdicts(qs.summarise(_results({1: [0.5, 0.9, 0.7], 64: [0.6, 0.95, 0.75]})))
-    assert tie.verdict == "tie"
-    [worse] = qs.verdicts(qs.summarise(_results({1: [0.9, 0.91, 0.92], 64: [0.3, 0.31, 0.32]})))
-    assert worse.verdict == "not reproduced"
-    [single] = qs.verdicts(qs.summarise(_results({1: [0.2], 64: [0.9]})))
-    assert single.verdict == "tie"  # one split: no spread to be clear of
+def test_pooling_is_a_sanity_row_judged_per_split():
+    v = _verdict({1: [0.2, 0.3, 0.25], 4: [0.7, 0.72, 0.71], 64: [0.9, 0.92, 0.91]})
+    assert v.kind == SANITY and v.outcome == REPRODUCED and v.n_seeds == 3
+    assert v.statistic == pytest.approx(0.91 - 0.25) and v.min_effect == qs.POOLING_MIN_EFFECT
+    assert "within 0.02 of the best from 64 tokens" in v.evidence and "by construction" in v.evidence
+
+
+def test_pooling_check_outcomes():
+    assert _verdict({1: [0.9, 0.91, 0.92], 64: [0.5, 0.51, 0.52]}).outcome == NOT_REPRODUCED  # pooling helped
+    assert _verdict({1: [0.5, 0.9, 0.7], 64: [0.6, 0.7, 0.85]}).outcome == INCONCLUSIVE  # splits disagree
+    single = _verdict({1: [0.2], 64: [0.9]})
+    assert single.outcome == INCONCLUSIVE and "too few seeds" in single.evidence  # one split
+
+
+def test_pooling_check_gates_on_the_finest_grid_above_chance_and_names_a_failed_split():
+    v = _verdict({1: [0.1, 0.11, 0.1], 64: [0.12, 0.13, 0.11]})  # the probe reads nothing
+    assert v.outcome == UNTESTABLE and not v.gates[0].passed and v.gates[0].value == pytest.approx(0.12)
+    v = _verdict({1: [0.2, 0.3, 0.25, 0.22], 64: [0.9, 0.92, 0.91, 0.1]})  # split 3 at chance
+    assert v.failed_seeds == (3,) and v.n_seeds == 3 and v.outcome == REPRODUCED and v.gates[0].passed
 
 
 @pytest.mark.parametrize(

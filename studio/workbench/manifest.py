@@ -241,8 +241,14 @@ IDENTICAL, WITHIN, CHANGED = "identical", "within spread", "changed"
 ROUNDING = 1e-5  # relative: the CSVs keep 6 significant digits (studio.figures.CSV_FLOAT_FORMAT)
 
 
+def _outcomes(table):
+    """claim -> outcome ("verdict" in tables written before the four outcomes)."""
+    column = "outcome" if "outcome" in table.columns else "verdict"
+    return table.set_index("claim")[column]
+
+
 def _verdict_changes(old, new) -> list[str]:
-    old, new = old.set_index("claim")["verdict"], new.set_index("claim")["verdict"]
+    old, new = _outcomes(old), _outcomes(new)
     return [
         f"{claim!r}: {old.get(claim, 'absent')} -> {new.get(claim, 'absent')}"
         for claim in sorted(set(old.index) | set(new.index))

@@ -37,28 +37,50 @@ def _cell(text) -> str:
 
 
 def findings_markdown(manifest: dict) -> str:
-    """The findings section's body: each study's verdicts (claim, paper, verdict, evidence)."""
+    """The findings section's body: a tally line per study and one in all ("N claims; R reproduced, X not
+    reproduced, I inconclusive, U untestable"), each study's claims, then the pipeline checks (rows of
+    kind `sanity`: true by construction of the generator, never counted as findings)."""
     import pandas as pd
+
+    from studio.verdicts import CLAIM, SANITY, tally
 
     tables = sorted((e.get("notebook", "?"), name, e) for name, e in manifest.items() if e.get("kind") == "verdicts")
     if not tables:
         return "_No verdicts yet: `make figures` computes them._"
-    parts = []
+    studies, every, checks = [], [], []
     for notebook, name, entry in tables:
         csv = _file(name, entry, "csv")
         if csv is None or not (paths.ROOT / csv).is_file():
             continue
         table = pd.read_csv(paths.ROOT / csv)
-        counts = table["verdict"].value_counts()
-        tally = ", ".join(f"{counts[v]} {v}" for v in ("reproduced", "not reproduced", "tie") if v in counts)
+        column = "outcome" if "outcome" in table.columns else "verdict"  # tables from before the four outcomes
+        kind = table["kind"] if "kind" in table.columns else pd.Series(CLAIM, index=table.index)
+        claims, sanity = table[kind != SANITY], table[kind == SANITY]
+        every += list(claims[column])
+        study = Path(notebook).stem
         rows = "\n".join(
-            f"| {_cell(r.claim)} | {_cell(r.paper)} | **{r.verdict}** | {_cell(r.evidence)} |"
-            for r in table.itertuples()
+            f"| {_cell(r.claim)} | {_cell(r.paper)} | **{getattr(r, column)}** | {_cell(r.evidence)} |"
+            for r in claims.itertuples()
         )
+        studies.append(
+            (
+                f"- **{study}**: {tally(claims[column])}",
+                f"**{study}** ({tally(claims[column])}; [`{csv}`]({csv}), profile "
+                f"{entry.get('profile') or 'default'})\n\n| claim | paper | outcome | evidence |\n"
+                f"|---|---|---|---|\n{rows}",
+            )
+        )
+        checks += [
+            f"| {study} | {_cell(r.claim)} | **{getattr(r, column)}** | {_cell(r.evidence)} |"
+            for r in sanity.itertuples()
+        ]
+    summary = f"**In all: {tally(every)}.**\n\n" + "\n".join(line for line, _ in studies)
+    parts = [summary, *(body for _, body in studies)]
+    if checks:
         parts.append(
-            f"**{Path(notebook).stem}** ({tally}; [`{csv}`]({csv}), profile "
-            f"{entry.get('profile') or 'default'})\n\n| claim | paper | verdict | evidence |\n"
-            f"|---|---|---|---|\n{rows}"
+            "#### Pipeline checks\n\nResults true by construction of the generators: they test the data and the "
+            "pipeline, not a paper's claim, and are not counted above.\n\n| study | check | outcome | evidence |\n"
+            "|---|---|---|---|\n" + "\n".join(checks)
         )
     return "\n\n".join(parts)
 

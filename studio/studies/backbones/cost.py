@@ -28,7 +28,7 @@ import torch
 from studio.analysis import scaling
 from studio.models.backbones import BACKBONES, build_backbone, parameter_counts
 from studio.repro import cpu_threads
-from studio.stats import LEVEL
+from studio.stats import LEVEL, percentile_interval
 
 QUESTION_TOKENS = 10  # <bos> + the 8 question words + "answer" (studio.data.vocab.question_table)
 VOCAB = 40  # about the video-LM's vocabulary; the head's cost does not depend on the length (one position)
@@ -216,3 +216,28 @@ def cost_ratios(costs: pd.DataFrame, metric: str = "seconds", reference: str = "
         if name != reference and reference in med.columns:
             out[f"{name}_vs_{reference}"] = med[name] / med[reference]
     return out.reset_index().rename_axis(columns=None)
+
+
+def exponent_gap(
+    costs: pd.DataFrame,
+    a: str = "mamba",
+    b: str = "llama",
+    metric: str = "seconds",
+    *,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    min_length: int = 0,
+    level: float = LEVEL,
+) -> dict:
+    """alpha_b - alpha_a of the two fitted laws (> 0: b's cost grows faster than a's) with a percentile
+    interval pairing the i-th bootstrap refit of each (the resamples `crossover` draws): gap, ci_low,
+    ci_high, alpha_a, alpha_b, lengths."""
+    keep = costs[costs["length"] >= min_length]
+    fits = {k: _fit(keep[keep["backbone"] == k], metric) for k in (a, b)}
+    boot = {k: f.bootstrap(n_bootstrap, seed=seed + i) for i, (k, f) in enumerate(fits.items())}
+    lo, hi = percentile_interval(boot[b]["alpha"].to_numpy() - boot[a]["alpha"].to_numpy(), level)
+    return dict(
+        a=a, b=b, metric=metric, gap=float(fits[b].params["alpha"] - fits[a].params["alpha"]),
+        ci_low=float(lo), ci_high=float(hi), alpha_a=fits[a].params["alpha"], alpha_b=fits[b].params["alpha"],
+        lengths=f"{keep['length'].min()}-{keep['length'].max()}",
+    )  # fmt: skip

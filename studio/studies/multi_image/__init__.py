@@ -7,7 +7,7 @@ retrieval (ChatSearch), at small scale on the scenes' grid.
     ret = retrieval_data(enc, n_train=2000, galleries=[50, 200])      # galleries and dialogues
     hits = run_retrieval(ret, [0, 1], steps=300)                      # per (retriever, gallery, seed, round, query)
     recall = recall_table(hits)                                       # recall@k per round with bootstrap intervals
-    save_verdicts(verdicts(rows, hits), "multi_image")
+    save_verdicts(verdicts(rows, hits, difference_chance(diff["eval_bank"])), "multi_image")
 
 Difference models (`studio.models.delta`) get 18 visual tokens in both arms: "concat" (the two images'
 tokens) and "delta" (the same tokens through a difference gate: common suppression, difference
@@ -16,9 +16,10 @@ enhancement, plus the signed difference). Each is trained multi-task (caption + 
 encoder over the text rounds, and the generative retriever (the tiny interleaved LM), the latter also
 scored with the reference images blanked ("no images in context" control).
 
-Verdicts (`studio.studies.multi_image.verdicts`): a verdict holds when the claimed difference has the
-claimed sign; it is a tie when the difference of seed means is inside the larger seed range of the two
-sides (or with fewer than MIN_SEEDS seeds).
+Verdicts (`studio.studies.multi_image.verdicts`, through `studio.verdicts.judge`): per-seed paired
+differences in the claimed direction, gated on every arm compared being above its task's baseline
+(`difference_chance`: predict no cell for grounding, the instruction alone for captions; k / N for
+retrieval); fewer than MIN_SEEDS usable seeds is inconclusive. "Recall rises with rounds" is a sanity row.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from studio.studies.multi_image.verdicts import (  # noqa: F401  (the notebook's
     GENERATIVE_NO_IMAGES,
     MIN_SEEDS,
     ONEDIFF,
+    difference_baselines,
     query_interval,
     verdict_delta,
     verdict_generative,
@@ -199,6 +201,20 @@ def run_difference(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def difference_chance(bank: dict) -> dict[str, float]:
+    """The difference tasks' baselines on a pair bank (the verdicts' chance levels): f1, the grounding F1 of
+    predicting no cell (= the share of pairs with no change of the asked type); caption_words, the word
+    accuracy of the instruction alone (per asked type, the most frequent word at each position)."""
+    asked, desc = np.asarray(bank["instruction_ids"])[:, -1], np.asarray(bank["description_ids"])
+    right = np.zeros(desc.shape, bool)
+    for kind in np.unique(asked):
+        m = asked == kind
+        for j in range(desc.shape[1]):
+            words, counts = np.unique(desc[m, j], return_counts=True)
+            right[m, j] = desc[m, j] == words[counts.argmax()]
+    return {"f1": float(np.mean(np.asarray(bank["asked"]) == P.NONE)), "caption_words": float(right.mean())}
 
 
 def difference_summary(rows: pd.DataFrame) -> pd.DataFrame:

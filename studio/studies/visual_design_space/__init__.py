@@ -20,9 +20,10 @@ from the generator's own cell labels: a video whose frames hold at most `easy_ce
 on average (EASY_CELLS = 1.0: one digit for at most a quarter of the video); each cell reports its
 accuracy on them and where it spent its tokens there.
 
-Every comparison is of seed means at one budget (equal visual tokens: every strategy spends exactly
-frames * tokens_per_frame, `visual_tokens` in the table), and a difference counts only when it clears the
-larger seed range (max - min over seeds) of the two arms; inside it the verdict is a tie, never a win.
+Every comparison is at one budget (equal visual tokens: every strategy spends exactly frames *
+tokens_per_frame, `visual_tokens` in the table) or, for Kimi-VL, at b against 4b; the verdicts
+(studio.studies.visual_design_space.verdicts) judge per-seed paired differences through
+studio.verdicts.judge, with competence gates: a claim about an arm that cannot do the task is untestable.
 """
 
 from __future__ import annotations
@@ -35,14 +36,21 @@ import pandas as pd
 from studio import paths
 from studio.stats import summarise
 from studio.studies.visual_design_space.verdicts import (  # noqa: F401  (the notebook's verdicts)
+    CHANCE,
+    COMPETENCE_MARGIN,
+    CONTENT_RATIO,
     EASY,
     EMA,
     KIMI,
     MAVEN,
-    MIN_SEEDS,
+    MIN_ACC_EFFECT,
     MULTI_OBJECT,
+    NONINFERIORITY_MARGIN,
+    TASKS,
     TOKEN_RATIO,
     compare,
+    content_ratio,
+    paired,
     verdict_ema,
     verdict_kimi,
     verdict_maven,
@@ -52,7 +60,6 @@ from studio.tolerance import seed_range
 
 SWEEP = "visual_design_space"  # experiments/sweeps/visual_design_space.yaml
 ARMS = ("uniform", "attention", "slow_fast", "coarse_fine", "fine_only", "native_resolution")
-TASKS = ("retrieval", "spatial", "ordering", "counting", "motion")
 KEYS = ["mix", "arm", "budget", "frames", "tokens_per_frame", "seed"]
 EASY_COLUMNS = (  # studio.design_space.content_metrics, and the threshold it used
     "easy_cells",
@@ -63,7 +70,6 @@ EASY_COLUMNS = (  # studio.design_space.content_metrics, and the threshold it us
     "easy_tokens_digit_frame",
     "easy_tokens_empty_frame",
 )
-CHANCE = {"retrieval": 0.1, "spatial": 0.1, "ordering": 0.1, "counting": 1 / 3, "motion": 0.25}
 
 
 # ---------------------------------------------------------------- the sweep and its table

@@ -3,11 +3,13 @@
     runs = run_cells("default")                           # experiments/sweeps/workload_optimum.yaml
     table = results_table(runs)                           # one row per trained cell, knobs as columns
     series = {k: knob_series(table, k) for k in KNOBS}    # the cells of one knob (others at the centre)
-    optima = optima_table(series, laws, [16, 32], 200)    # per knob value: T*(budget) with bands, token gain
+    optima = optima_table(series, laws, [16, 32], 200)    # per knob value: fitted T*(budget) with bands, token gain
+    measured = measured_table(series, [16, 32])           # per knob value: the best cell of each line, seed range
     laws, predicted = law_table(optima, {"events": [4]})  # T* = G(w) budget^a(w) without the held-out values
-    pairs = token_pairs(series["digit_size"])             # loss saved by 16 instead of 4 tokens at equal T
-    short = shortcut(series["events"])                    # Event-Bench's few-frame shortcut per density
-    save_verdicts([verdict_needle(...), verdict_size(pairs, ...), verdict_events(short)], "workload_optimum")
+    gains = token_gains(series["digit_size"])             # per seed: loss saved by 16 instead of 4 tokens at equal T
+    short = shortcut_seeds(series["events"])              # per seed: Event-Bench's few-frame shortcut per density
+    save_verdicts([verdict_needle(seed_optima(series["needle_frames"], [16, 32]), ...),
+                   verdict_size(gains, ...), verdict_events(short)], "workload_optimum")
 
 Three knobs of studio.data.video, each moved alone around the visual-context workload (CENTRE: needle 8
 of 32 frames, 8-pixel digits, the retrieval + spatial mix): `needle_frames` (w = the needle's share of
@@ -16,11 +18,13 @@ holds, with the counting question "how many times did a digit appear?" over 0..e
 question only a model that sees every event answers, so a single frame's shortcut shrinks with density). Per knob value a law L(T, M) is
 fitted with studio.scaling (family chosen by `compare`), giving T* on each budget line T*M with
 bootstrap bands; where no law can be fitted (too few cells) T* is the line's best cell, without a band.
+A T* at the end of its line (at_boundary, or a best cell that is the line's fewest- or most-frames cell)
+is a bound, not a value: the figures draw it so and the verdicts say so.
 
-A verdict holds when the extreme knob values differ in the claimed direction. It is a tie when the
-difference does not clear its noise: T* bands that overlap at every budget, or a difference of seed
-means inside the larger seed range of the two (token gain, shortcut), or fewer than MIN_SEEDS seeds or
-MIN_VALUES knob values.
+The verdicts (studio.studies.workload_optimum.verdicts, through studio.verdicts.judge) rest on per-seed
+paired statistics of the measured cells: each seed's best cell on a line (seed_optima), each seed's token
+gain (token_gains), each seed's shortcut (shortcut_seeds); each table carries the seed's health (its best
+loss and accuracy over the workload's cells, the blind-guess loss and chance) for the gates and failed seeds.
 """
 
 from __future__ import annotations
@@ -42,9 +46,15 @@ from studio.studies.workload_optimum.verdicts import (  # noqa: F401  (the noteb
     CHANCE,
     EVENT_BENCH,
     LEARNED_MARGIN,
+    M16_EXCESS,
+    MIN_GAIN_DIFF,
     MIN_SEEDS,
+    MIN_TSTAR_LOG2,
     MIN_VALUES,
     OPT_VISOR,
+    SHORTCUT_MIN_DROP,
+    blind_loss,
+    failed_seeds,
     task_chance,
     verdict_events,
     verdict_needle,
@@ -55,7 +65,7 @@ from studio.tolerance import seed_range
 
 SWEEP = "workload_optimum"  # experiments/sweeps/workload_optimum.yaml
 CENTRE = {"needle_frames": 8, "digit_size": 8, "events": 0}  # the visual-context workload
-HELD_OUT_FACTOR = 2.0  # a held-out prediction within this factor of the measured T* counts as validated
+HELD_OUT_FACTOR = 2.0  # a held-out prediction within this factor of the workload's own T* counts as validated
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,7 @@ def _fit(cells: pd.DataFrame, laws) -> tuple[str, scaling.Fit] | None:
 
 
 OPTIMA_COLUMNS = ["value", "w", "budget", "frames_opt", "frames_ci_low", "frames_ci_high", "at_boundary", "law"]
-OPTIMA_COLUMNS += ["token_gain", "token_gain_ci_low", "token_gain_ci_high", "learned"]
+OPTIMA_COLUMNS += ["token_gain", "token_gain_ci_low", "token_gain_ci_high", "learned", "bound"]
 
 
 def learned(cells: pd.DataFrame, col: str = "val_acc") -> bool:
@@ -233,9 +243,84 @@ def learned(cells: pd.DataFrame, col: str = "val_acc") -> bool:
     return bool(best > workload_chance(first.get("tasks", "retrieval"), first.get("events", 0)) + LEARNED_MARGIN)
 
 
+def seed_health(series: pd.DataFrame) -> pd.DataFrame:
+    """Per knob value and seed: seed_loss and seed_acc, the seed's best held-out loss and accuracy over the
+    workload's cells, next to the workload's blind-guess loss and chance (blind_loss, workload_chance of its
+    task mix): what the verdicts' training gates and failed seeds read."""
+    rows = []
+    for value, g in vc.default_cells(series).groupby("value"):
+        first = g.iloc[0]
+        tasks, events = first.get("tasks", "retrieval"), first.get("events", 0)
+        for seed, s in g.groupby("seed"):
+            rows.append(
+                [value, seed, s["val_loss"].min(), s["val_acc"].max(), blind_loss(tasks, events)]
+                + [workload_chance(tasks, events)]
+            )
+    return pd.DataFrame(rows, columns=["value", "seed", "seed_loss", "seed_acc", "blind_loss", "chance"])
+
+
+def seed_optima(series: pd.DataFrame, budgets, min_cells: int = 3) -> pd.DataFrame:
+    """The measured optimum per knob value, budget line (of `budgets`, holding >= min_cells cells) and seed:
+    the line's cell of lowest held-out loss for that seed. Columns value, w, budget, seed, frames,
+    tokens_per_frame, val_loss, val_acc (of that cell), frames_min, frames_max (the line's ends), edge ("most
+    frames" or "fewest frames" when the best cell is an end: there T* is a bound, "" inside), n_cells,
+    learned, and the seed's health (seed_health)."""
+    rows = []
+    cells = vc.default_cells(series)
+    health = seed_health(series)
+    for value, g in cells.groupby("value"):
+        ok = learned(g)
+        g = g.assign(budget=g["frames"] * g["tokens_per_frame"])
+        for budget in budgets:
+            line = g[g["budget"] == budget]
+            if line[["frames", "tokens_per_frame"]].drop_duplicates().shape[0] < min_cells:
+                continue
+            lo, hi = line["frames"].min(), line["frames"].max()
+            for seed, s in line.groupby("seed"):
+                if s["val_loss"].isna().all():
+                    continue
+                best = s.loc[s["val_loss"].idxmin()]
+                edge = "most frames" if best.frames == hi else ("fewest frames" if best.frames == lo else "")
+                rows.append(
+                    [value, float(best.w), float(budget), seed, int(best.frames), int(best.tokens_per_frame)]
+                    + [best.val_loss, best.val_acc, int(lo), int(hi), edge, len(s), ok]
+                )
+    cols = ["value", "w", "budget", "seed", "frames", "tokens_per_frame", "val_loss", "val_acc", "frames_min"]
+    cols += ["frames_max", "edge", "n_cells", "learned"]
+    return pd.DataFrame(rows, columns=cols).merge(health, on=["value", "seed"], how="left")
+
+
+def measured_table(series: dict, budgets, min_cells: int = 3) -> pd.DataFrame:
+    """Per knob, value and budget line: the measured T*, the best cell of the seed-mean line (frames_best),
+    beside the range of the seeds' own best cells (frames_seed_min, frames_seed_max, seed_optima) and
+    whether the seed-mean best is the line's end (edge, and bound ">=" / "<=": there T* is a bound). Columns
+    knob first."""
+    parts = []
+    for knob, s in series.items():
+        per_seed = seed_optima(s, budgets, min_cells)
+        if per_seed.empty:
+            continue
+        cells = vc.default_cells(s).assign(budget=lambda d: d["frames"] * d["tokens_per_frame"])
+        mean = cells.groupby(["value", "budget", "frames", "tokens_per_frame"], as_index=False)["val_loss"].mean()
+        for (value, budget), g in per_seed.groupby(["value", "budget"]):
+            line = mean[(mean["value"] == value) & (mean["budget"] == budget)]
+            best = line.loc[line["val_loss"].idxmin()]
+            lo, hi = g["frames_min"].iloc[0], g["frames_max"].iloc[0]
+            edge = "most frames" if best.frames == hi else ("fewest frames" if best.frames == lo else "")
+            parts.append(
+                {"knob": knob, "value": value, "budget": budget, "frames_best": int(best.frames)}
+                | {"bound": {"most frames": ">=", "fewest frames": "<="}.get(edge, "")}
+                | {"frames_seed_min": int(g["frames"].min()), "frames_seed_max": int(g["frames"].max())}
+                | {"edge": edge, "n_seeds": len(g), "learned": bool(g["learned"].iloc[0])}
+            )
+    cols = ["knob", "value", "budget", "frames_best", "bound", "frames_seed_min", "frames_seed_max", "edge", "n_seeds"]
+    return pd.DataFrame(parts, columns=[*cols, "learned"])
+
+
 def fit_optima(series, laws, budgets, n_bootstrap: int = 200, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
-    """Per knob value and budget (OPTIMA_COLUMNS): T* with its band, the law (or "best cell"), at_boundary,
-    and the law's token gain (doubling M at the grid's middle, scaling.workload.doubling_gain) with its
+    """Per knob value and budget (OPTIMA_COLUMNS): T* with its band, the law (or "best cell"), at_boundary
+    and bound (">=" when T* is the end of the line with most frames, "<=" the end with fewest: a bound, not
+    a value; "" inside), and the law's token gain (doubling M at the grid's middle, scaling.workload.doubling_gain) with its
     interval; without a law T* is the line's best measured cell, and band and gain are NaN. `learned`:
     whether the workload was learned at all (`learned`); laws and verdicts use learned workloads only."""
     rows = []
@@ -245,8 +330,13 @@ def fit_optima(series, laws, budgets, n_bootstrap: int = 200, seed: int = 0, lev
             for budget, line in vc.by_cell(cells).groupby("visual_tokens"):
                 if float(budget) in map(float, budgets):
                     best = line.loc[line["mean"].idxmin()]
+                    bound = (
+                        ">="
+                        if best.frames == line["frames"].max()
+                        else ("<=" if best.frames == line["frames"].min() else "")
+                    )
                     rows.append({"value": value, "w": w, "budget": float(budget), "frames_opt": float(best.frames)})
-                    rows[-1]["learned"] = ok
+                    rows[-1] |= {"learned": ok, "at_boundary": bool(bound), "bound": bound}
             continue
         label, best = chosen
         boot = best.bootstrap(n_bootstrap, seed=seed)
@@ -257,10 +347,12 @@ def fit_optima(series, laws, budgets, n_bootstrap: int = 200, seed: int = 0, lev
             rows.append(
                 dict(zip(OPTIMA_COLUMNS, [value, w, r.budget, r.frames_opt, r.frames_ci_low, r.frames_ci_high]))
                 | {"at_boundary": bool(r.at_boundary), "law": label, "learned": ok}
-                | dict(zip(OPTIMA_COLUMNS[-4:-1], gain))
+                | {"bound": (">=" if r.frames_opt >= r.budget / 1.0001 else "<=") if r.at_boundary else ""}
+                | dict(zip(["token_gain", "token_gain_ci_low", "token_gain_ci_high"], gain))
             )
     out = pd.DataFrame(rows).reindex(columns=OPTIMA_COLUMNS)
     out["law"] = out["law"].fillna("best cell")
+    out["bound"] = out["bound"].fillna("")
     return out
 
 
@@ -312,16 +404,17 @@ def law_sentence(knob: str, law: WorkloadLaw | None, check: pd.DataFrame) -> str
         return text + "; no held-out workload in this profile."
     hits = int(check["within_factor"].sum())
     edge = int(check["at_boundary"].astype(bool).sum()) if "at_boundary" in check else 0
-    if edge:  # a measured T* pinned at the grid's edge is a bound, not a value: agreement there is weak
+    if edge:  # an own T* pinned at the grid's edge is a bound, not a value: agreement there is weak
         text += (
-            f" ({edge} of {len(check)} held-out optima sit at the edge of the measured T: there the measured T* is "
+            f" ({edge} of {len(check)} held-out optima sit at the edge of the measured T: there the workload's own T* is "
             "only a bound, and agreement says no more than that the law also puts the optimum at the edge)"
         )
     return text + (
         f"; on the held-out workloads it predicted T* within a factor {HELD_OUT_FACTOR:g} at {hits} of "
         f"{len(check)} budgets: "
         + "; ".join(
-            f"{law.knob}={r.w:g}, T*M={r.budget:g}: predicted {r.predicted:.2g}, measured {r.frames_opt:.2g}"
+            f"{law.knob}={r.w:g}, T*M={r.budget:g}: predicted {r.predicted:.2g}, own law {r.frames_opt:.2g}"
+            + (" (a bound)" if str(getattr(r, "at_boundary", "")) == "True" else "")  # NaN: no law, no flag
             for r in check.itertuples()
         )
         + "."
@@ -329,45 +422,94 @@ def law_sentence(knob: str, law: WorkloadLaw | None, check: pd.DataFrame) -> str
 
 
 # ---------------------------------------------------------------- what more tokens per frame buy
-def token_pairs(series: pd.DataFrame, m_low: int = 4, m_high: int = 16) -> pd.DataFrame:
-    """Per knob value, the share of the loss saved by m_high instead of m_low tokens per frame at the same
-    T, 1 - L(T, m_high) / L(T, m_low), per seed and averaged over the T measured with both. Columns value,
-    frames (the Ts used), mean, min, max (over seeds), n_seeds, learned; no row for a value without a pair."""
+def token_gains(series: pd.DataFrame, m_low: int = 4, m_high: int = 16) -> pd.DataFrame:
+    """Per knob value and seed, the share of the loss saved by m_high instead of m_low tokens per frame at the
+    same T, 1 - L(T, m_high) / L(T, m_low), averaged over the T measured with both. Columns value, seed, frames
+    (the Ts used), gain, loss_low, loss_high (mean over those Ts), learned, and the seed's health (HEALTH);
+    no row for a value without a pair."""
     rows = []
+    health = seed_health(series)
     for value, g in vc.default_cells(series).groupby("value"):
         lo = g[g["tokens_per_frame"] == m_low].set_index(["frames", "seed"])["val_loss"]
         hi = g[g["tokens_per_frame"] == m_high].set_index(["frames", "seed"])["val_loss"]
         both = lo.index.intersection(hi.index)
         if both.empty:
             continue
-        gain = (1 - hi.loc[both] / lo.loc[both]).groupby(level="seed").mean()
         Ts = ",".join(map(str, sorted({t for t, _ in both})))
-        rows.append([value, Ts, gain.mean(), gain.min(), gain.max(), len(gain), learned(g)])
-    return pd.DataFrame(rows, columns=["value", "frames", "mean", "min", "max", "n_seeds", "learned"])
+        ok = learned(g)
+        low, high = lo.loc[both].groupby(level="seed").mean(), hi.loc[both].groupby(level="seed").mean()
+        gain = (1 - hi.loc[both] / lo.loc[both]).groupby(level="seed").mean()
+        for seed in gain.index:
+            rows.append([value, seed, Ts, gain[seed], low[seed], high[seed], ok])
+    cols = ["value", "seed", "frames", "gain", "loss_low", "loss_high", "learned"]
+    return pd.DataFrame(rows, columns=cols).merge(health, on=["value", "seed"], how="left")
+
+
+def token_pairs(series: pd.DataFrame, m_low: int = 4, m_high: int = 16) -> pd.DataFrame:
+    """token_gains summarised per knob value: columns value, frames (the Ts used), mean, min, max (over
+    seeds), n_seeds, learned."""
+    g = token_gains(series, m_low, m_high)
+    cols = ["value", "frames", "mean", "min", "max", "n_seeds", "learned"]
+    if g.empty:
+        return pd.DataFrame(columns=cols)
+    out = g.groupby("value").agg(
+        frames=("frames", "first"),
+        mean=("gain", "mean"),
+        min=("gain", "min"),
+        max=("gain", "max"),
+        n_seeds=("gain", "count"),
+        learned=("learned", "first"),
+    )
+    return out.reset_index()[cols]
 
 
 # ---------------------------------------------------------------- Event-Bench's few-frame shortcut
-def shortcut(series: pd.DataFrame, task: str = "counting") -> pd.DataFrame:
-    """Per knob value (events): accuracy on `task` with one frame (T = 1 cells), with the best cell
-    (highest mean), and the shortcut (acc_t1 - chance) / (acc_best - chance), chance = task_chance(task,
-    events): the share of the best accuracy above chance that a single frame already gets. The default
-    task, counting ("how many times did a digit appear?", 0..events flashes), needs every event. Columns
-    value, chance, acc_t1, acc_best, best_frames, best_tokens_per_frame, mean, min, max, n_seeds
-    (mean/min/max of the shortcut over seeds), learned (acc_best beats chance + LEARNED_MARGIN)."""
+def shortcut_seeds(series: pd.DataFrame, task: str = "counting") -> pd.DataFrame:
+    """Per knob value (events) and seed: accuracy on `task` with one frame (T = 1 cells), with the best cell
+    (the highest seed mean), and the shortcut (acc_t1 - chance) / (acc_best - chance), chance =
+    task_chance(task, events): the share of the best accuracy above chance that a single frame already gets
+    (NaN when the best cell is not LEARNED_MARGIN above chance: no best accuracy to take a share of). The
+    default task, counting ("how many times did a digit appear?", 0..events flashes), needs every event.
+    Columns value, seed, chance, acc_t1, acc_best, best_frames, best_tokens_per_frame, shortcut, learned,
+    and the seed's health (HEALTH: its chance is the workload's, equal to this task's for counting alone)."""
     col = f"val_acc_{task}"
     rows = []
+    health = seed_health(series)
     for value, g in vc.default_cells(series).groupby("value"):
         if col not in g or g[col].isna().all() or not (g["frames"] == 1).any():
             continue
         chance = task_chance(task, int(value))
         cell = g.groupby(["frames", "tokens_per_frame"])[col].mean()
         T, M = cell.idxmax()
-        best = g[(g["frames"] == T) & (g["tokens_per_frame"] == M)].set_index("seed")[col]
+        best = g[(g["frames"] == T) & (g["tokens_per_frame"] == M)].groupby("seed")[col].mean()
         t1 = g[g["frames"] == 1].groupby("seed")[col].mean()
         ok = bool(best.mean() > chance + LEARNED_MARGIN)  # else no best accuracy to take a share of
-        per_seed = ((t1 - chance) / (best - chance)).dropna() if ok else pd.Series([np.nan])
-        rows.append([value, chance, t1.mean(), best.mean(), T, M, per_seed.mean(), per_seed.min(), per_seed.max()])
-        rows[-1] += [int(per_seed.notna().sum()), ok]
+        for seed in best.index.intersection(t1.index):
+            share = (t1[seed] - chance) / (best[seed] - chance) if ok else np.nan
+            rows.append([value, seed, chance, t1[seed], best[seed], T, M, share, ok])
+    cols = ["value", "seed", "chance_task", "acc_t1", "acc_best", "best_frames", "best_tokens_per_frame"]
+    out = pd.DataFrame(rows, columns=[*cols, "shortcut", "learned"]).merge(health, on=["value", "seed"], how="left")
+    return out
+
+
+def shortcut(series: pd.DataFrame, task: str = "counting") -> pd.DataFrame:
+    """shortcut_seeds summarised per knob value: columns value, chance, acc_t1, acc_best (seed means),
+    best_frames, best_tokens_per_frame, mean, min, max, n_seeds (of the shortcut over seeds), learned."""
+    s = shortcut_seeds(series, task)
     cols = ["value", "chance", "acc_t1", "acc_best", "best_frames", "best_tokens_per_frame", "mean", "min", "max"]
     cols += ["n_seeds", "learned"]
-    return pd.DataFrame(rows, columns=cols)
+    if s.empty:
+        return pd.DataFrame(columns=cols)
+    out = s.groupby("value").agg(
+        chance=("chance_task", "first"),
+        acc_t1=("acc_t1", "mean"),
+        acc_best=("acc_best", "mean"),
+        best_frames=("best_frames", "first"),
+        best_tokens_per_frame=("best_tokens_per_frame", "first"),
+        mean=("shortcut", "mean"),
+        min=("shortcut", "min"),
+        max=("shortcut", "max"),
+        n_seeds=("shortcut", "count"),
+        learned=("learned", "first"),
+    )
+    return out.reset_index()[cols]
