@@ -124,7 +124,8 @@ table.pivot_table(index=["kind", "type", "metric"], columns="model", values="val
 # The scorer reads the frozen visual features and a caption and says whether the caption is a good one.
 # Trained on each clip's true caption against one bad caption: either random negatives only (another
 # clip's caption, a truncation) or, half the time, a deliberately made hard negative (the true caption with
-# one slot made false). Its ROC AUC on held-out pairs, per kind of bad caption (seed means, t intervals).
+# one slot made false). Its ROC AUC on held-out pairs, per kind of bad caption (seed means, t intervals
+# clipped to AUC's range [0, 1]).
 
 # %%
 aitqe = hal.run_aitqe(config, data)
@@ -133,7 +134,7 @@ fig, ax = figure(width=5.5, aspect=0.45)
 kinds = [*hal_data.CORRUPTIONS, "mean"]
 for i, arm in enumerate(hal.SCORER_ARMS):
     a = auc[auc.scorer == arm].set_index("corruption").reindex(kinds)
-    err = [a["mean"] - a["ci_low"].clip(0, 1), a["ci_high"].clip(0, 1) - a["mean"]]  # AUC lives in [0, 1]
+    err = [a["mean"] - a["ci_low"], a["ci_high"] - a["mean"]]  # auc_table clips the interval to [0, 1]
     ax.bar(
         np.arange(len(kinds)) + i * 0.4,
         a["mean"],
@@ -191,7 +192,8 @@ for ax, (metric, label) in zip(np.ravel(axes), panels):
         )
     ax.set(xlabel="share of bad captions", title=label, xticks=rates)
     ax.title.set_fontsize(7)
-np.ravel(axes)[0].legend(fontsize=7)
+handles, names = np.ravel(axes)[0].get_legend_handles_labels()
+fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=7)
 save_figure(
     fig,
     "hallucination_policies",
@@ -211,12 +213,16 @@ down[down.metric.isin(["volume", "text_shift", "dirty", "mean_instance", "any_se
 
 # %% [markdown]
 # ## Does the small run show what the papers claim?
-# Computed in `studio.studies.hallucination.verdicts` from the tables above: event hardest when every arm's
-# seed-mean yes/no accuracy is lowest on event statements; rewrite beats filter when its downstream
-# captioner's hallucination rate (the mean over the four types of the hallucinated share of mentions) is
-# lower at every rate; negative-sample learning helps when the
-# hard-negative scorer's mean AUC is higher. A difference whose t interval over seeds (and arms or rates)
-# covers zero is a tie.
+# Computed in `studio.studies.hallucination.verdicts` by the workbench's one rule (`studio.verdicts`): a
+# per-unit paired effect (model-seeds, rate-seeds or seeds) with a 95 % t interval, reproduced above 0, not
+# reproduced below the smallest effect that matters, inconclusive otherwise, and untestable when a competence
+# gate fails. Event hardest: the lowest other type's yes/no accuracy minus the event accuracy, gated on every
+# arm answering every type above chance (a type the captioners are blind to is "hardest" for that reason
+# alone). Rewrite beats filter: the downstream hallucination rate (mean over types of the hallucinated share
+# of mentions), filter minus rewrite, gated on a positive control (with every caption kept, the rate at the
+# highest share of bad captions must exceed the rate at the lowest beyond its interval), on the rewriter
+# repairing captions, and on the downstream captioners reading the clip. Negative-sample learning: the
+# scorer's mean AUC, hard minus random negatives, gated on both scorers being above chance.
 
 # %%
 verdicts = save_verdicts(hal.verdicts(bench, aitqe), "hallucination")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ from studio.models import captioner as C
 from studio.models.losses import hacl_loss
 from studio.studies import representation_gap as hacl
 from studio.training import OptimConfig, curves
-from studio.verdicts import NOT_REPRODUCED, REPRODUCED, TIE
+from studio.verdicts import CLAIM, COLUMNS, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, SANITY, UNTESTABLE, verdict_table
 
 
 def _direct_loss(v, t, h, tau):
@@ -196,8 +197,14 @@ def test_ablation_measures_every_arm_is_cached_and_reloads_identically(tmp_path,
     assert (embed.value == 0.5).all()  # the embedding layer's EOS cannot see the caption: a tie
     table = hacl.summary(df)
     assert {"lm", "hacl"} == set(table.arm) and (table.n_seeds == 1).all()
-    outcomes = [v.verdict for v in hacl.verdict(df)]
-    assert len(outcomes) == 3 and outcomes[0] == TIE and REPRODUCED not in outcomes  # one seed never resolves
+    first = df[df.metric == "train_loss_first"].set_index("arm")["value"]  # read off the training history
+    assert set(first.index) == {"lm", "hacl"} and (first > 0).all()
+    assert set(df[df.metric == "train_contrastive_loss_first"].arm) == {"hacl"}
+    claims = [v for v in hacl.verdicts(df) if v.kind == CLAIM]
+    assert len(claims) == 3  # gap (HACL vs LM), only HACL (heads), only HACL (hidden)
+    # one seed never resolves: inconclusive (too few seeds), or untestable where 3 steps left a blind captioner
+    assert {v.outcome for v in claims} <= {INCONCLUSIVE, UNTESTABLE}
+    assert all(math.isfinite(v.gates[0].value) for v in claims)  # the slot-accuracy gate read the table
 
 
 @pytest.mark.slow
@@ -212,40 +219,175 @@ def test_hf_gap_profile_on_a_tiny_llava():
     assert ((gaps >= 0) & (gaps <= 2)).all()
 
 
-def _verdict_frame(hacl_heads, contrastive_heads, lm_gap=(0.9, 0.9, 0.9)):
+def _verdict_frame(
+    hacl_heads,
+    contrastive_heads,
+    lm_gap=(0.9, 0.92, 0.88),
+    contrastive_gap=(0.4, 0.42, 0.38),
+    hacl_gap=(0.3, 0.31, 0.29),
+    caption_acc=0.65,
+    hidden_share=0.46,
+    probe=0.5,
+):
+    """A planted run_ablation table: three arms, three seeds, last layer 2."""
     rows = []
-    for arm, gaps in (("lm", lm_gap), ("contrastive", (0.4,) * 3), ("hacl", (0.4,) * 3)):
+
+    def add(arm, seed, space, layer, pool, metric, value):
+        rows.append(dict(arm=arm, seed=seed, space=space, layer=layer, pool=pool, metric=metric, value=value))
+
+    for arm, gaps in (("lm", lm_gap), ("contrastive", contrastive_gap), ("hacl", hacl_gap)):
         for seed, gap_value in enumerate(gaps):
-            rows.append(dict(arm=arm, seed=seed, space="hidden", layer=2, pool="eos", metric="gap", value=gap_value))
-            rows.append(dict(arm=arm, seed=seed, space="hidden", layer=2, pool="eos", metric="fh_pairwise", value=0.46))
+            add(arm, seed, "hidden", 2, "eos", "gap", gap_value)
+            add(arm, seed, "hidden", 2, "eos", "fh_pairwise", hidden_share)
+            add(arm, seed, "hidden", 2, "eos", "fh_probe", probe)
+            add(arm, seed, "hidden", 0, "eos", "fh_pairwise", 0.5)
+            add(arm, seed, "train", -1, "-", "val_caption_acc", caption_acc)
     for arm, values in (("contrastive", contrastive_heads), ("hacl", hacl_heads)):
         for seed, v in enumerate(values):
-            rows.append(dict(arm=arm, seed=seed, space="head", layer=-1, pool="eos", metric="fh_pairwise", value=v))
+            add(arm, seed, "head", -1, "eos", "fh_pairwise", v)
     return pd.DataFrame(rows)
 
 
 def _outcomes(df):
-    return [v.verdict for v in hacl.verdict(df)]
+    return [v.outcome for v in hacl.verdicts(df) if v.kind == CLAIM]
 
 
-def test_verdicts_on_planted_tables():
-    ahead = hacl.verdict(_verdict_frame([0.80, 0.78, 0.79], [0.70, 0.72, 0.71]))
-    # gap and heads' separation reproduced; on the hidden states every arm sits at 0.46: not reproduced
-    assert [v.verdict for v in ahead] == [REPRODUCED, REPRODUCED, NOT_REPRODUCED]
-    assert ahead[1].value == pytest.approx(0.08) and ahead[0].value == pytest.approx(0.5)
-    assert "HACL 0.790" in ahead[1].evidence
-    # mean above the threshold and above contrastive's mean, but behind it on one seed: inside the spread
-    assert _outcomes(_verdict_frame([0.70, 0.78, 0.78], [0.73, 0.74, 0.75]))[1] == TIE
-    # HACL below the threshold, or the contrastive arm above it too: not reproduced
-    assert _outcomes(_verdict_frame([0.70, 0.72, 0.71], [0.60, 0.61, 0.62]))[1] == NOT_REPRODUCED
-    assert _outcomes(_verdict_frame([0.90, 0.91, 0.92], [0.80, 0.81, 0.82]))[1] == NOT_REPRODUCED
-    # the LM-only gap no larger: not reproduced; larger on average but inside the seed spread: a tie
-    assert (
-        _outcomes(_verdict_frame([0.80, 0.78, 0.79], [0.70, 0.72, 0.71], lm_gap=(0.3, 0.3, 0.3)))[0] == NOT_REPRODUCED
-    )
-    assert _outcomes(_verdict_frame([0.80, 0.78, 0.79], [0.70, 0.72, 0.71], lm_gap=(0.1, 0.9, 0.5)))[0] == TIE
+AHEAD = ([0.80, 0.78, 0.79], [0.70, 0.72, 0.71])  # HACL's heads separate, ahead of contrastive on every seed
+
+
+def test_verdicts_on_planted_tables_each_way():
+    ahead = hacl.verdicts(_verdict_frame(*AHEAD))
+    claims = [v for v in ahead if v.kind == CLAIM]
+    # both gaps shrink, HACL's heads separate; on the hidden states every arm sits at 0.46, below chance:
+    # HACL's margin over chance is -0.04 on every seed, below min_effect: not reproduced
+    assert [v.outcome for v in claims] == [REPRODUCED, REPRODUCED, REPRODUCED, NOT_REPRODUCED]
+    assert "contrastive vs no contrastive" in claims[0].claim and "HACL vs no contrastive" in claims[1].claim
+    assert claims[1].statistic == pytest.approx(0.6) and claims[1].n_seeds == 3
+    assert claims[2].statistic == pytest.approx(0.08)  # min(HACL - contrastive, HACL - 0.5) per seed
+    assert claims[3].statistic == pytest.approx(-0.04) and claims[3].ci_high < claims[3].min_effect
+    assert all(v.failed_seeds == () for v in ahead)
+    table = verdict_table(ahead)
+    assert list(table.columns) == list(COLUMNS) and set(table.kind) == {CLAIM, SANITY}
+    assert json.loads(table.gates[0])[0]["passed"] is True and "HACL 0.800 0.780 0.790" in claims[2].evidence
+    # behind contrastive on one seed, ahead on two: the interval spans 0 and reaches min_effect
+    assert _outcomes(_verdict_frame([0.70, 0.80, 0.80], [0.74, 0.72, 0.71]))[2] == INCONCLUSIVE
+    # the contrastive arm separates as well as HACL, or better: not reproduced
+    assert _outcomes(_verdict_frame([0.70, 0.72, 0.71], [0.80, 0.81, 0.82]))[2] == NOT_REPRODUCED
+    # the LM-only gap no larger than the contrastive one: not reproduced; noisy: inconclusive
+    assert _outcomes(_verdict_frame(*AHEAD, lm_gap=(0.4, 0.42, 0.38)))[0] == NOT_REPRODUCED
+    assert _outcomes(_verdict_frame(*AHEAD, lm_gap=(0.1, 0.9, 0.5)))[:2] == [INCONCLUSIVE, INCONCLUSIVE]
     # without the lm or hacl arm there is nothing to judge
-    assert hacl.verdict(_verdict_frame([0.8] * 3, [0.7] * 3).query("arm != 'hacl'")) == []
+    assert hacl.verdicts(_verdict_frame(*AHEAD).query("arm != 'hacl'")) == []
+
+
+def test_a_captioner_at_chance_makes_every_claim_untestable():
+    chance = hacl.SLOT_CHANCE
+    assert chance == pytest.approx((4 * 1 / 4 + 2 * 1 / 14) / 6)
+    blind = hacl.verdicts(_verdict_frame(*AHEAD, caption_acc=chance + 0.05))  # below chance + CAPTION_MARGIN
+    claims = [v for v in blind if v.kind == CLAIM]
+    assert [v.outcome for v in claims] == [UNTESTABLE] * 4
+    assert all("slot accuracy" in v.evidence and not v.gates[0].passed for v in claims)
+    assert _outcomes(_verdict_frame(*AHEAD, caption_acc=chance + 0.15)) == [REPRODUCED] * 3 + [NOT_REPRODUCED]
+
+
+def test_a_diverged_seed_is_named_and_set_aside():
+    # contrastive seed 2's gap is far outside its arm's other seeds (the committed run: 1.467 vs 0.19, 0.28)
+    df = _verdict_frame(
+        [0.75, 0.72, 0.75],
+        [0.755, 0.752, 0.585],
+        lm_gap=(0.99, 0.81, 1.24),
+        contrastive_gap=(0.19, 0.28, 1.47),
+        hacl_gap=(0.25, 0.38, 0.53),
+    )
+    failed = hacl.failed_seeds(df)
+    assert set(failed) == {"contrastive"} and set(failed["contrastive"]) == {2}
+    assert "diverged" in failed["contrastive"][2]
+    vs = {v.claim: v for v in hacl.verdicts(df)}
+    contrastive = next(v for c, v in vs.items() if "contrastive vs" in c)
+    assert contrastive.failed_seeds == ("contrastive seed 2",) and contrastive.n_seeds == 2
+    assert contrastive.outcome == INCONCLUSIVE and "too few seeds" in contrastive.evidence
+    assert "1.470" in contrastive.evidence  # the evidence says which seed and why
+    heads = vs["Only HACL separates hallucinated from faithful captions"]
+    assert heads.failed_seeds == ("contrastive seed 2",) and heads.n_seeds == 2  # every claim reading the arm
+    hacl_gap = next(v for c, v in vs.items() if "HACL vs" in c)
+    assert hacl_gap.failed_seeds == () and hacl_gap.outcome == REPRODUCED  # the other arm keeps its seeds
+    # the same seed within the seed noise of the other arms (lm 0.81-1.24, HACL 0.25-0.53) is not flagged
+    noisy = dict(lm_gap=(0.99, 0.81, 1.24), hacl_gap=(0.25, 0.38, 0.53))
+    assert hacl.failed_seeds(_verdict_frame(*AHEAD, contrastive_gap=(0.19, 0.28, 0.45), **noisy)) == {}
+
+
+def test_diverged_seeds_rule():
+    rng = np.random.default_rng(0)
+    # seeds that all trained alike (Gaussian noise): a study names a seed in at most about 5 % of reruns
+    for n_seeds in (3, 5):
+        named = sum(
+            bool(
+                hacl.diverged_seeds(
+                    {a: dict(enumerate(rng.normal(m, 0.1, n_seeds))) for a, m in zip("abc", (1, 0.5, 0.3))}
+                )
+            )
+            for _ in range(400)
+        )
+        assert named / 400 < 0.08, n_seeds
+    # the committed run: contrastive seed 2 (t = 6.1, p = 0.0018 < 0.05 / 9), and no other seed
+    gaps = {"lm": {0: 0.989, 1: 0.810, 2: 1.243}, "contrastive": {0: 0.194, 1: 0.276, 2: 1.467}}
+    gaps["hacl"] = {0: 0.247, 1: 0.375, 2: 0.529}
+    flagged = hacl.diverged_seeds(gaps)
+    assert list(flagged) == ["contrastive"] and list(flagged["contrastive"]) == [2]
+    t, p, n_tested = flagged["contrastive"][2]
+    assert t == pytest.approx(6.06, abs=0.01) and p == pytest.approx(0.00177, rel=0.01) and n_tested == 9
+    # two outliers in two arms: the second is named once the first no longer widens the noise
+    values = {
+        "a": {0: 1.0, 1: 1.1, 2: 0.9, 3: 9.0},
+        "b": {0: 0.5, 1: 0.6, 2: 0.4, 3: 1.5},
+        "c": {0: 0.3, 1: 0.4, 2: 0.2},
+    }
+    flagged = hacl.diverged_seeds(values)
+    assert set(flagged) == {"a", "b"} and set(flagged["a"]) == {3} and set(flagged["b"]) == {3}
+    assert flagged["b"][3][2] == 10  # tested after a's seed 3 was set aside
+    # two of the same size widen each other's noise (the limit the docstring states)
+    assert hacl.diverged_seeds({**values, "b": {0: 0.5, 1: 0.6, 2: 0.4, 3: -7.5}}) == {}
+    assert hacl.diverged_seeds({"a": {0: 1.0, 1: 5.0}}) == {}  # two seeds: no other seeds to compare with
+    assert hacl.diverged_seeds({"a": {0: 1.0, 1: 1.0, 2: 1.0}}) == {}  # no noise, no distance
+
+
+def test_a_seed_whose_loss_did_not_fall_is_named():
+    df = _verdict_frame(*AHEAD)
+    rows = []
+    for arm in ("lm", "contrastive", "hacl"):
+        for seed in range(3):
+            stuck = arm == "hacl" and seed == 1
+            rows += [
+                dict(arm=arm, seed=seed, space="train", layer=-1, pool="-", metric=m, value=v)
+                for m, v in (
+                    ("train_loss_first", 8.0),
+                    ("train_loss", 7.9 if stuck else 2.0),
+                    ("train_contrastive_loss_first", 4.2),
+                    ("train_contrastive_loss", 1.0),
+                )
+                if not (arm == "lm" and "contrastive" in m)
+            ]
+    failed = hacl.failed_seeds(pd.concat([df, pd.DataFrame(rows)], ignore_index=True))
+    assert list(failed) == ["hacl"] and "loss 7.9 not below 0.9 x its first 8" in failed["hacl"][1]
+    vs = hacl.verdicts(pd.concat([df, pd.DataFrame(rows)], ignore_index=True))
+    assert all(v.failed_seeds == ("hacl seed 1",) for v in vs if v.kind == CLAIM and "contrastive vs" not in v.claim)
+    # a contrastive term that stayed at its start
+    rows = [
+        dict(r, value=4.1) if r["metric"] == "train_contrastive_loss" and r["arm"] == "contrastive" else r for r in rows
+    ]
+    failed = hacl.failed_seeds(pd.concat([df, pd.DataFrame(rows)], ignore_index=True))
+    assert set(failed["contrastive"]) == {0, 1, 2} and "contrastive loss" in failed["contrastive"][0]
+    v = hacl.verdict_gap(pd.concat([df, pd.DataFrame(rows)], ignore_index=True), "contrastive")
+    assert v.outcome == UNTESTABLE and "share of seeds that failed = 1" in v.evidence
+    assert v.gates[0].value == pytest.approx(0.65)  # every seed set aside: the accuracy gate reads them all
+
+
+def test_sanity_rows_check_what_holds_by_construction():
+    rows = [v for v in hacl.verdicts(_verdict_frame(*AHEAD)) if v.kind == SANITY]
+    assert len(rows) == 2 and all(v.outcome == REPRODUCED for v in rows)
+    broken = [v for v in hacl.verdicts(_verdict_frame(*AHEAD, probe=0.7)) if v.kind == SANITY]
+    assert broken[0].outcome == NOT_REPRODUCED and "text-only probe" in broken[0].evidence
+    assert broken[1].outcome == REPRODUCED
 
 
 def test_summary_columns_and_t_interval():
@@ -267,3 +409,15 @@ def test_seed_spread_and_summary_tolerance_are_the_widest_range_over_seeds():
     assert tol["mean"]["by"] == "quantity" and tol["mean"] is tol["per_seed"]
     assert tol["mean"]["spread"]["faithful>hallucinated (heads)"] == pytest.approx(0.02)
     assert hacl.by_metric(spread, "value") == {"value": {"by": "metric", "spread": spread}}
+
+
+def test_summary_intervals_stay_in_the_metrics_range():
+    df = _verdict_frame([0.99, 0.80, 0.999], [0.70, 0.72, 0.71], contrastive_gap=(0.02, 0.9, 0.05))
+    table = hacl.summary(df).set_index(["quantity", "arm"])
+    heads = table.loc[("faithful>hallucinated (heads)", "hacl")]
+    assert heads.ci_high == 1.0 and heads.ci_low < heads["mean"]  # the raw t interval reaches past 1
+    gap = table.loc[("gap (last layer, EOS)", "contrastive")]
+    assert gap.ci_low == 0.0 and 0 < gap["mean"] < gap.ci_high < 2
+    out_rows, _ = hacl.hallucination_rows(df)
+    quality = hacl.caption_quality(out_rows).set_index(["arm", "metric"])
+    assert quality.loc[("hacl", "val_caption_acc")].tolist() == pytest.approx([0.65, 0.65, 0.65])

@@ -17,7 +17,7 @@ from studio.data import hallucination as D
 from studio.data import scenes as S
 from studio.models import quality_scorer as Q
 from studio.studies import hallucination as hal
-from studio.verdicts import NOT_REPRODUCED, REPRODUCED, TIE
+from studio.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 
 SLOTS = {
     "colour1": "red",
@@ -180,67 +180,152 @@ def test_rewrite_changes_only_confident_slots_and_completes_truncations():
 
 
 # ---------------------------------------------------------------- verdicts on planted tables
+HARD = {"object": 0.9, "attribute": 0.85, "relation": 0.8, "event": 0.65}  # every type answered, event lowest
+
+
 def _pope(acc: dict, seeds=(0, 1, 2), models=("lm", "hacl"), jitter=0.01):
     return pd.DataFrame(
         [
-            {"model": m, "seed": s, "type": t, "metric": "accuracy", "value": a + jitter * s}
+            {"model": m, "seed": s, "type": t, "metric": metric, "value": value}
             for m in models
             for s in seeds
             for t, a in acc.items()
+            for metric, value in (("accuracy", a + jitter * s), ("yes_ratio", 0.92 if a == 0.5 else 0.5))
         ]
     )
 
 
 def test_event_verdict_each_way():
-    hard = {"object": 0.9, "attribute": 0.85, "relation": 0.8, "event": 0.6}
-    assert hal.verdict_event_hardest(_pope(hard)).verdict == REPRODUCED
-    easy = {**hard, "relation": 0.5}
+    v = hal.verdict_event_hardest(_pope(HARD))
+    assert v.outcome == REPRODUCED and v.statistic == pytest.approx(0.15) and v.n_seeds == 6
+    assert v.gates[0].passed and v.gates[0].value == pytest.approx(0.66)  # the lowest seed-mean type: event
+    easy = {**HARD, "event": 0.95}  # every type answered, event the easiest: not reproduced
     v = hal.verdict_event_hardest(_pope(easy))
-    assert v.verdict == NOT_REPRODUCED and "lm relation" in v.evidence and v.value == pytest.approx(-0.1)
-    close = {**hard, "event": 0.79}
-    noisy = _pope(close, jitter=0.0)
-    noisy.loc[noisy.type == "event", "value"] += np.tile(np.repeat([-0.05, 0.05, 0.0], 1), 2)
-    assert hal.verdict_event_hardest(noisy).verdict == TIE
-    assert hal.verdict_event_hardest(_pope(hard, seeds=(0,), models=("lm",))).verdict == TIE  # one unit
+    assert v.outcome == NOT_REPRODUCED and v.statistic == pytest.approx(-0.15) and "lm relation" in v.evidence
+    noisy = _pope({**HARD, "event": 0.79}, jitter=0.0)
+    noisy.loc[(noisy.type == "event") & (noisy.metric == "accuracy"), "value"] += np.tile([-0.05, 0.05, 0.0], 2)
+    assert hal.verdict_event_hardest(noisy).outcome == INCONCLUSIVE
+    one = hal.verdict_event_hardest(_pope(HARD, seeds=(0,), models=("lm",)))
+    assert one.outcome == INCONCLUSIVE and "too few seeds" in one.evidence
 
 
-def _policies(rates: dict, seeds=(0, 1, 2), jitter=0.005):
+def test_a_type_at_chance_makes_the_event_verdict_untestable():
+    # the committed captioners: relation statements at exactly 0.500 with a yes-ratio of 0.92
+    blind = hal.verdict_event_hardest(_pope({**HARD, "relation": 0.5}, jitter=0.0))
+    assert blind.outcome == UNTESTABLE and not blind.gates[0].passed
+    assert "on relation, yes-ratio 0.92" in blind.evidence and blind.gates[0].value == pytest.approx(0.5)
+    # relation above chance + ANSWERED_MARGIN (and above event): the gate passes and the claim is judged
+    answered = hal.verdict_event_hardest(_pope({**HARD, "relation": 0.5 + hal.ANSWERED_MARGIN + 0.1}))
+    assert answered.gates[0].passed and answered.outcome == REPRODUCED
+
+
+def test_a_model_seed_at_chance_is_named_and_set_aside():
+    pope = _pope(HARD)
+    stuck = (pope.model == "hacl") & (pope.seed == 1) & (pope.metric == "accuracy")
+    pope.loc[stuck, "value"] = 0.5
+    pope = pd.concat([pope, _pope(HARD, models=("contrastive",))], ignore_index=True)
+    v = hal.verdict_event_hardest(pope)
+    assert v.failed_seeds == ("hacl seed 1",) and v.n_seeds == 8 and v.outcome == REPRODUCED
+    assert "failed seeds set aside: ['hacl seed 1']" in v.evidence
+
+
+def _policies(rates: dict, seeds=(0, 1, 2), jitter=0.005, acc=0.65):
+    """Planted policy runs: rates {rate: {policy: mean_instance}}; dirty: keep the rate, the others half of it."""
+    rows = []
+    for r, by in rates.items():
+        for s in seeds:
+            for p, v in by.items():
+                rows.append(
+                    {
+                        "rate": r,
+                        "seed": s,
+                        "policy": p,
+                        "mean_instance": v + jitter * s,
+                        "dirty": (r if p == "keep" else r / 2) + 0.01 * s,
+                        "val_caption_acc": acc,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+WINS = {0.3: {"keep": 0.5, "filter": 0.4, "rewrite": 0.3}, 0.6: {"keep": 0.8, "filter": 0.6, "rewrite": 0.4}}
+
+
+def test_rewrite_verdict_each_way():
+    v = hal.verdict_rewrite(_policies(WINS))
+    assert v.outcome == REPRODUCED and v.statistic == pytest.approx(0.15) and v.n_seeds == 6
+    assert [g.passed for g in v.gates] == [True, True, True]  # control, repair, downstream slot accuracy
+    loses = {r: {**x, "rewrite": x["filter"] + 0.1} for r, x in WINS.items()}
+    assert hal.verdict_rewrite(_policies(loses)).outcome == NOT_REPRODUCED
+    tied = _policies({r: {**x, "rewrite": x["filter"]} for r, x in WINS.items()}, jitter=0.0)
+    tied.loc[tied.policy == "rewrite", "mean_instance"] += [0.05, -0.06, 0.02, 0.03, -0.05, 0.04]
+    assert hal.verdict_rewrite(tied).outcome == INCONCLUSIVE
+
+
+def test_rewrite_verdict_gates():
+    # the committed runs: keep's rate 0.419 at 30 % bad captions, 0.411 at 60 %: the metric does not respond
+    flat = {
+        0.3: {"keep": 0.419, "filter": 0.415, "rewrite": 0.30},
+        0.6: {"keep": 0.411, "filter": 0.417, "rewrite": 0.30},
+    }
+    v = hal.verdict_rewrite(_policies(flat))
+    assert v.outcome == UNTESTABLE and not v.gates[0].passed and "rate 0.6 vs 0.3" in v.evidence
+    assert "positive control" in v.evidence
+    one_rate = hal.verdict_rewrite(_policies({0.3: WINS[0.3]}))
+    assert one_rate.outcome == UNTESTABLE and "one rate only" in one_rate.evidence
+    # a rewriter that leaves as many captions wrong as keeping them all: untestable
+    unrepaired = _policies(WINS)
+    rewrite, keep = unrepaired.policy == "rewrite", unrepaired.policy == "keep"
+    unrepaired.loc[rewrite, "dirty"] = unrepaired.loc[keep, "dirty"].to_numpy()
+    v = hal.verdict_rewrite(unrepaired)
+    assert v.outcome == UNTESTABLE and "the rewriter repairs" in v.evidence and v.gates[0].passed
+    # downstream captioners that cannot caption: untestable
+    v = hal.verdict_rewrite(_policies(WINS, acc=0.2))
+    assert v.outcome == UNTESTABLE and "slot accuracy of the downstream captioners" in v.evidence
+    # no filter or rewrite runs at all
+    keep_only = _policies({r: {"keep": x["keep"]} for r, x in WINS.items()})
+    assert hal.verdict_rewrite(keep_only).outcome == UNTESTABLE
+
+
+def _auc(hard, random, seeds=(0, 1, 2)):
     return pd.DataFrame(
         [
-            {"rate": r, "seed": s, "policy": p, "mean_instance": v + jitter * s}
-            for r, by in rates.items()
+            {"seed": s, "scorer": arm, "corruption": c, "auc": v + 0.01 * s}
             for s in seeds
-            for p, v in by.items()
+            for arm, v in (("hard", hard), ("random", random))
+            for c in D.CORRUPTIONS
         ]
     )
 
 
-def test_rewrite_verdict_each_way():
-    wins = {0.3: {"keep": 0.5, "filter": 0.4, "rewrite": 0.3}, 0.6: {"keep": 0.8, "filter": 0.6, "rewrite": 0.4}}
-    assert hal.verdict_rewrite(_policies(wins)).verdict == REPRODUCED
-    loses = {r: {**v, "rewrite": v["filter"] + 0.1} for r, v in wins.items()}
-    assert hal.verdict_rewrite(_policies(loses)).verdict == NOT_REPRODUCED
-    tied = _policies({0.3: {"filter": 0.4, "rewrite": 0.4}}, jitter=0.0)
-    tied.loc[tied.policy == "rewrite", "mean_instance"] += [0.05, -0.06, 0.02]
-    assert hal.verdict_rewrite(tied).verdict == TIE
-
-
 def test_negatives_verdict_each_way():
-    def auc(hard, random, seeds=(0, 1, 2)):
-        return pd.DataFrame(
-            [
-                {"seed": s, "scorer": arm, "corruption": c, "auc": v + 0.01 * s}
-                for s in seeds
-                for arm, v in (("hard", hard), ("random", random))
-                for c in D.CORRUPTIONS
-            ]
-        )
-
-    assert hal.verdict_negatives(auc(0.9, 0.7)).verdict == REPRODUCED
-    assert hal.verdict_negatives(auc(0.6, 0.7)).verdict == NOT_REPRODUCED
-    assert hal.verdict_negatives(auc(0.9, 0.7, seeds=(0,))).verdict == TIE
-    t = hal.auc_table(auc(0.9, 0.7))
+    v = hal.verdict_negatives(_auc(0.9, 0.7))
+    assert v.outcome == REPRODUCED and v.statistic == pytest.approx(0.2) and v.gates[0].passed
+    assert hal.verdict_negatives(_auc(0.65, 0.75)).outcome == NOT_REPRODUCED
+    one = hal.verdict_negatives(_auc(0.9, 0.7, seeds=(0,)))
+    assert one.outcome == INCONCLUSIVE and "too few seeds" in one.evidence
+    noisy = _auc(0.8, 0.8)
+    noisy.loc[noisy.scorer == "hard", "auc"] += np.repeat([0.1, -0.08, 0.06], len(D.CORRUPTIONS))
+    assert hal.verdict_negatives(noisy).outcome == INCONCLUSIVE
+    # scorers at chance: untestable, whatever the difference
+    blind = hal.verdict_negatives(_auc(0.58, 0.52))
+    assert blind.outcome == UNTESTABLE and "worst scorer" in blind.evidence
+    # one seed's scorers at chance while the others are not: named and set aside
+    stuck = _auc(0.9, 0.7, seeds=(0, 1, 2, 3))
+    stuck.loc[stuck.seed == 3, "auc"] = 0.5
+    v = hal.verdict_negatives(stuck)
+    assert v.failed_seeds == (3,) and v.n_seeds == 3 and v.outcome == REPRODUCED
+    t = hal.auc_table(_auc(0.9, 0.7))
     assert set(t.corruption) == {*D.CORRUPTIONS, "mean"} and t["n_seeds"].eq(3).all()
+
+
+def test_auc_intervals_are_clipped_to_auc_range():
+    auc = _auc(0.9, 0.7)
+    auc.loc[(auc.scorer == "hard") & (auc.corruption == "relation"), "auc"] = [0.69, 0.60, 0.99]
+    t = hal.auc_table(auc).set_index(["scorer", "corruption"])
+    row = t.loc[("hard", "relation")]
+    assert row.ci_high == 1.0 and row.ci_low < row["mean"] < 1.0  # the raw t interval reaches 1.2
+    assert (t.ci_low >= 0).all() and (t.ci_high <= 1).all()
 
 
 def test_config_refuses_what_does_not_fit():
@@ -309,7 +394,8 @@ def test_the_whole_study_at_toy_size_runs_and_reruns_identically(tmp_path, monke
     table = hal.benchmark_table(bench, data, n_bootstrap=10)
     assert set(table.kind) == {"discriminative", "generative"} and set(table.model) == {"lm"}
     assert set(aitqe["policies"].policy) == set(hal.POLICIES) and aitqe["auc"]["auc"].between(0, 1).all()
-    assert len(hal.verdicts(bench, aitqe)) == 3
+    vs = hal.verdicts(bench, aitqe)
+    assert len(vs) == 3 and all(v.outcome in (INCONCLUSIVE, UNTESTABLE) for v in vs)  # one seed: never judged
     again = hal.run_aitqe(cfg, data, log=log.append)  # every model now loads from the cache
     pd.testing.assert_frame_equal(aitqe["policies"], again["policies"])
     assert sum("trained" in line for line in log) == 1 + 3 + 2  # the arm, three downstream, ... trained once

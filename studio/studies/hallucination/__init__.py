@@ -4,7 +4,7 @@
     data = prepare(cfg)                              # representation_gap's scenes and features, the benchmark
     bench = run_benchmark(cfg, data)                 # its three captioner arms (loaded from its cache), scored
     aitqe = run_aitqe(cfg, data)                     # scorers, data policies, downstream captioners, scored
-    save_verdicts(verdicts(bench, aitqe), "hallucination")
+    save_verdicts(verdicts(bench, aitqe), "hallucination")  # studio.verdicts' one rule, gates named
 
 The benchmark (Hal-Eval's framework, `studio.data.hallucination`): per held-out scene, for each type one
 true and one hallucinated statement (event = a narrative about an entity absent from the scene); a model
@@ -60,7 +60,14 @@ from studio.studies.hallucination.config import (  # noqa: F401
 )
 from studio.studies.hallucination.verdicts import (  # noqa: F401
     AITQE_PAPER,
+    ANSWERED_MARGIN,
+    AUC_CHANCE,
+    EVENT_MIN_EFFECT,
     EVENT_PAPER,
+    NEGATIVES_MIN_EFFECT,
+    REWRITE_MIN_EFFECT,
+    SCORER_MARGIN,
+    YES_NO_CHANCE,
     verdict_event_hardest,
     verdict_negatives,
     verdict_rewrite,

@@ -288,12 +288,14 @@ def _train_slots(gap_cfg) -> list[dict]:
 
 
 def auc_table(auc: pd.DataFrame) -> pd.DataFrame:
-    """Per scorer and corruption (and "mean" over corruptions): seed mean, t interval, n_seeds, per seed."""
+    """Per scorer and corruption (and "mean" over corruptions): seed mean, t interval clipped to AUC's range
+    [0, 1] (a t interval over three seeds of an AUC near 1 reaches past it), n_seeds, per seed."""
     from studio.stats import summarise
 
     per_seed_mean = auc.groupby(["seed", "scorer"], as_index=False)["auc"].mean().assign(corruption="mean")
     full = pd.concat([auc, per_seed_mean], ignore_index=True)
     out = summarise(full, ["scorer", "corruption"], "auc")
+    out[["ci_low", "ci_high"]] = out[["ci_low", "ci_high"]].clip(0.0, 1.0)
     per = (
         full.sort_values("seed")
         .groupby(["scorer", "corruption"])["auc"]
@@ -316,12 +318,19 @@ def downstream_long(aitqe: dict) -> pd.DataFrame:
     return pd.concat([pol[cols], g[cols], d[cols]], ignore_index=True).astype({"value": float})
 
 
+UNBOUNDED_METRICS = ("text_shift", "truth_distance")  # mean word edit distances; every other metric is a share
+
+
 def downstream_table(aitqe: dict) -> pd.DataFrame:
-    """Per rate, policy and metric of `downstream_long`: seed mean, t interval, n_seeds, min and max."""
+    """Per rate, policy and metric of `downstream_long`: seed mean, t interval (clipped to the metric's
+    range), n_seeds, min and max."""
     from studio.stats import summarise
 
     long = downstream_long(aitqe)
     out = summarise(long, ["rate", "policy", "metric"], "value")
+    # intervals clipped to each metric's range: edit distances are >= 0, everything else is a share in [0, 1]
+    upper = np.where(out["metric"].isin(UNBOUNDED_METRICS), np.inf, 1.0)
+    out["ci_low"], out["ci_high"] = out["ci_low"].clip(lower=0.0), out["ci_high"].clip(upper=upper)
     rng = long.groupby(["rate", "policy", "metric"])["value"].agg(["min", "max"]).reset_index()
     return out.merge(rng, on=["rate", "policy", "metric"])
 
