@@ -190,10 +190,6 @@ class Verdict:
     def verdict(self) -> str:  # the name earlier tables used
         return self.outcome
 
-    @property
-    def value(self) -> float:  # legacy_verdict's callers read the statistic by its old name
-        return self.statistic
-
     def line(self) -> str:
         tag = "SANITY " if self.kind == SANITY else ""
         return f"{tag}{self.outcome.upper()}: {self.claim} ({self.paper})\n    {self.evidence}"
@@ -325,18 +321,3 @@ def save_verdicts(verdicts, study: str, *, echo=print, out_dir=None) -> pd.DataF
         out_dir=out_dir,
     )
     return table
-
-
-def legacy_verdict(claim, paper, holds, evidence, *, tie=False, value=None, spread=None) -> Verdict:
-    """The rule before `judge` (a difference inside a seed spread was a tie), kept only for studies not yet
-    moved to `judge`; their rows say so. A tie is reported as inconclusive; nothing here checks gates."""
-    outcome = INCONCLUSIVE if tie else (REPRODUCED if bool(holds) else NOT_REPRODUCED)
-    stat = math.nan if value is None else float(value)
-    half = math.nan if spread is None else float(spread)
-    note = f"old rule (no competence gates, seed-spread tie), not yet judged by studio.verdicts.judge. {evidence}"
-    return Verdict(claim, paper, outcome, note, stat, stat - half, stat + half)
-
-
-# Only for the studies still on the old rule (representation_gap, hallucination); removed once they use judge.
-verdict = legacy_verdict
-TIE = INCONCLUSIVE
