@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -123,6 +123,18 @@ def failed_by_loss(first: Mapping, final: Mapping, share: float = FAILED_LOSS_SH
     return sorted(out)
 
 
+def failed_against_blind(loss: Mapping, blind, accuracy: Mapping, chance: float, margin: float) -> list:
+    """Failed seeds where the tables hold no first loss: the blind-guess loss (`blind`: one number, or one
+    per seed) stands in for it in failed_by_loss, and failed_at_chance adds seeds at chance. When every
+    seed is at the blind loss the task was not learned: a competence gate's finding, so only NaN seeds
+    are named then (as failed_at_chance names none when all are at chance)."""
+    first = dict(blind) if isinstance(blind, Mapping) else dict.fromkeys(loss, float(blind))
+    by_loss = failed_by_loss(first, loss)
+    if len(by_loss) == len(first):
+        by_loss = [s for s in by_loss if not math.isfinite(loss[s])]
+    return sorted(set(by_loss) | set(failed_at_chance(accuracy, chance, margin)))
+
+
 def failed_at_chance(accuracy: Mapping, chance: float, margin: float) -> list:
     """Seeds at chance (accuracy <= chance + margin) while at least one other seed is above it."""
     low = [s for s, a in accuracy.items() if not a > chance + margin]
@@ -185,10 +197,6 @@ class Verdict:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-
-    @property
-    def verdict(self) -> str:  # the name earlier tables used
-        return self.outcome
 
     def line(self) -> str:
         tag = "SANITY " if self.kind == SANITY else ""
@@ -277,8 +285,6 @@ def untestable(
     claim: str, paper: str, gates: Sequence[Gate], evidence: str = "", kind: str = CLAIM, min_effect: float = math.nan
 ) -> Verdict:
     """A claim whose data are missing or whose gates failed before any effect could be computed."""
-    from dataclasses import replace
-
     empty = Effect(math.nan, math.nan, math.nan, 0, method="no effect computed")
     v = judge(claim, paper, empty, min_effect=1.0, evidence=evidence, gates=gates, kind=kind)
     return replace(v, min_effect=float(min_effect))

@@ -85,3 +85,15 @@ def test_sanity_rows_and_the_tally():
     )
     with pytest.raises(ValueError, match="min_effect must be > 0"):
         _judge({0: 1, 1: 1, 2: 1}, min_effect=0)
+
+
+def test_failed_against_the_blind_loss_names_a_seed_only_when_another_trained():
+    blind = math.log(10)
+    loss = {0: 0.4, 1: 2.30, 2: 0.5}
+    acc = {0: 0.9, 1: 0.1, 2: 0.88}
+    assert V.failed_against_blind(loss, blind, acc, chance=0.1, margin=0.1) == [1]
+    # every seed at the blind loss and at chance: an unlearned task (a gate's finding), only NaN seeds named
+    flat = {0: 2.30, 1: math.nan, 2: 2.29}
+    assert V.failed_against_blind(flat, blind, {0: 0.1, 1: 0.1, 2: 0.11}, chance=0.1, margin=0.1) == [1]
+    # a blind loss per seed (workloads of different chance)
+    assert V.failed_against_blind({0: 0.2, 1: 0.69}, {0: 0.7, 1: 0.7}, {0: 0.9, 1: 0.6}, 0.5, 0.2) == [1]

@@ -27,8 +27,7 @@ from studio.verdicts import (
     Verdict,
     above_chance,
     converged_gate,
-    failed_at_chance,
-    failed_by_loss,
+    failed_against_blind,
     gate,
     judge,
     paired_effect,
@@ -147,11 +146,8 @@ def failed_seeds(table: pd.DataFrame, cells) -> tuple[list, list[str]]:
         tasks = mix_tasks(g)
         blind, chance = blind_loss(tasks), float(np.mean([CHANCE[t] for t in tasks]))
         final = dict(zip(g["seed"], g["val_loss"]))
-        by_loss = failed_by_loss(dict.fromkeys(final, blind), final)
-        if len(by_loss) == len(final):
-            by_loss = [s for s in by_loss if not math.isfinite(final[s])]
-        at_chance = failed_at_chance(dict(zip(g["seed"], g["val_acc"])), chance, COMPETENCE_MARGIN)
-        for s in sorted(set(by_loss) | set(at_chance)):
+        accuracy = dict(zip(g["seed"], g["val_acc"]))
+        for s in failed_against_blind(final, blind, accuracy, chance, COMPETENCE_MARGIN):
             r = g[g["seed"] == s].iloc[0]
             why.append(
                 f"{cell[1]}@{cell[2]:g} ({cell[0]} mix) seed {s}: loss {r.val_loss:.3g} = {r.val_loss / blind:.2f} "

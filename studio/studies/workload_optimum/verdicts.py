@@ -34,8 +34,7 @@ from studio.verdicts import (
     Effect,
     Verdict,
     converged_gate,
-    failed_at_chance,
-    failed_by_loss,
+    failed_against_blind,
     gate,
     judge,
     paired_effect,
@@ -115,11 +114,8 @@ def failed_seeds(rows: pd.DataFrame) -> tuple[list, list[str]]:
     for value, g in health.groupby("value"):
         first = dict(zip(g["seed"], g["blind_loss"]))
         final = dict(zip(g["seed"], g["seed_loss"]))
-        by_loss = failed_by_loss(first, final)
-        if len(by_loss) == len(first):  # all at the blind loss: an unlearned workload, not a failed seed
-            by_loss = [s for s in by_loss if not math.isfinite(final[s])]
-        at_chance = failed_at_chance(dict(zip(g["seed"], g["seed_acc"])), float(g["chance"].iloc[0]), LEARNED_MARGIN)
-        for s in sorted(set(by_loss) | set(at_chance)):
+        accuracy = dict(zip(g["seed"], g["seed_acc"]))
+        for s in failed_against_blind(final, first, accuracy, float(g["chance"].iloc[0]), LEARNED_MARGIN):
             r = g[g["seed"] == s].iloc[0]
             why.append(
                 f"seed {s} at {value:g} (best loss {r.seed_loss:.3g} = {r.seed_loss / r.blind_loss:.2f} of the "
