@@ -177,6 +177,15 @@ def _cross(A_a, alpha_a, A_b, alpha_b):
     return np.where(alpha_b > alpha_a, length, np.inf)
 
 
+def _paired_fits(costs, a: str, b: str, metric: str, n_bootstrap: int, seed: int, min_length: int):
+    """The rows at >= min_length, both backbones' fitted laws and their bootstrap refits (the i-th refits
+    of a and b are paired by crossover and exponent_gap)."""
+    keep = costs[costs["length"] >= min_length]
+    fits = {k: _fit(keep[keep["backbone"] == k], metric) for k in (a, b)}
+    boot = {k: f.bootstrap(n_bootstrap, seed=seed + i) for i, (k, f) in enumerate(fits.items())}
+    return keep, fits, boot
+
+
 def crossover(
     costs: pd.DataFrame,
     a: str = "mamba",
@@ -192,9 +201,7 @@ def crossover(
     a's cost does not grow more slowly), ci_low, ci_high (pairing the i-th bootstrap refit of each),
     measured (inside the lengths timed, else an extrapolation), alpha_a, alpha_b, share_never (of the
     resamples in which the lines never cross)."""
-    keep = costs[costs["length"] >= min_length]
-    fits = {k: _fit(keep[keep["backbone"] == k], metric) for k in (a, b)}
-    boot = {k: f.bootstrap(n_bootstrap, seed=seed + i) for i, (k, f) in enumerate(fits.items())}
+    keep, fits, boot = _paired_fits(costs, a, b, metric, n_bootstrap, seed, min_length)
     point = float(_cross(fits[a].params["A"], fits[a].params["alpha"], fits[b].params["A"], fits[b].params["alpha"]))
     samples = _cross(boot[a]["A"], boot[a]["alpha"], boot[b]["A"], boot[b]["alpha"])
     lo, hi = _quantiles(samples, level)
@@ -232,9 +239,7 @@ def exponent_gap(
     """alpha_b - alpha_a of the two fitted laws (> 0: b's cost grows faster than a's) with a percentile
     interval pairing the i-th bootstrap refit of each (the resamples `crossover` draws): gap, ci_low,
     ci_high, alpha_a, alpha_b, lengths."""
-    keep = costs[costs["length"] >= min_length]
-    fits = {k: _fit(keep[keep["backbone"] == k], metric) for k in (a, b)}
-    boot = {k: f.bootstrap(n_bootstrap, seed=seed + i) for i, (k, f) in enumerate(fits.items())}
+    keep, fits, boot = _paired_fits(costs, a, b, metric, n_bootstrap, seed, min_length)
     lo, hi = percentile_interval(boot[b]["alpha"].to_numpy() - boot[a]["alpha"].to_numpy(), level)
     return dict(
         a=a, b=b, metric=metric, gap=float(fits[b].params["alpha"] - fits[a].params["alpha"]),
